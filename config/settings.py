@@ -1,0 +1,156 @@
+"""Settings: a TOML file, then PHONESCREEN_<SECTION>_<KEY> environment variables, typed and checked at
+start-up. An unknown or ill-typed key stops the program with a message naming key, value and source."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, get_type_hints
+
+ENV_PREFIX = "PHONESCREEN_"
+# Environment variables with this prefix that are not settings keys.
+ENV_RESERVED = {"PHONESCREEN_CONFIG"}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # the address candidates and Twilio reach; defaults to http://host:port
+    max_body_bytes: int = 1_048_576
+    admin_password: str = ""
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    path: str = "var/phonescreen.db"
+    busy_timeout_ms: int = 10_000
+    recordings_dir: str = "var/recordings"
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    max_attempts: int = 8
+    backoff_base_s: float = 2.0
+    backoff_max_s: float = 3600.0
+    timeout_s: float = 10.0
+    poll_interval_s: float = 1.0
+    # Off: webhooks may only reach public addresses (a webhooks:write key must not probe the LAN).
+    allow_private_targets: bool = False
+
+
+@dataclass(frozen=True)
+class InterviewSettings:
+    invite_expiry_days: int = 7
+    default_timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "info"
+    format: str = "json"  # json | text
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    interviews: InterviewSettings = field(default_factory=InterviewSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    source: str = "defaults"
+
+    @property
+    def public_url(self) -> str:
+        return (self.server.public_url or f"http://{self.server.host}:{self.server.port}").rstrip("/")
+
+
+_CHECKS = {
+    ("server", "port"): lambda v: 0 < v < 65536,
+    ("server", "max_body_bytes"): lambda v: v >= 1024,
+    ("store", "busy_timeout_ms"): lambda v: v >= 0,
+    ("webhooks", "max_attempts"): lambda v: 1 <= v <= 50,
+    ("webhooks", "backoff_base_s"): lambda v: v > 0,
+    ("webhooks", "backoff_max_s"): lambda v: v > 0,
+    ("webhooks", "timeout_s"): lambda v: v > 0,
+    ("webhooks", "poll_interval_s"): lambda v: v > 0,
+    ("interviews", "invite_expiry_days"): lambda v: 1 <= v <= 365,
+    ("log", "level"): lambda v: v in ("debug", "info", "warning", "error"),
+    ("log", "format"): lambda v: v in ("json", "text"),
+}
+
+
+def _sections() -> dict[str, type]:
+    hints = get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings) if f.name != "source"}
+
+
+def _coerce(kind: type, value: Any, where: str, from_env: bool) -> Any:
+    if from_env and isinstance(value, str):
+        try:
+            if kind is bool:
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError
+                return value.lower() in ("1", "true", "yes")
+            return kind(value)
+        except ValueError:
+            raise SettingsError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise SettingsError(f"{where}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Defaults < TOML file < environment. `path` None means $PHONESCREEN_CONFIG, else ./phonescreen.toml
+    if it exists, else defaults only."""
+    env = os.environ if env is None else env
+    if path is None:
+        path = env.get("PHONESCREEN_CONFIG") or ("phonescreen.toml" if Path("phonescreen.toml").exists() else None)
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"{source}: settings file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{source}: invalid TOML: {exc}") from None
+    sections = _sections()
+    values: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    for name, table in raw.items():
+        if name not in sections:
+            raise SettingsError(f"{source}: unknown section [{name}]; known: {', '.join(sections)}")
+        if not isinstance(table, dict):
+            raise SettingsError(f"{source}: [{name}] must be a table, got {table!r}")
+        for key, value in table.items():
+            values[name][key] = (value, f"{source}: {name}.{key}", False)
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX) or var in ENV_RESERVED:
+            continue
+        rest = var[len(ENV_PREFIX):].lower()
+        name, _, key = rest.partition("_")
+        if name not in sections or not key:
+            raise SettingsError(f"environment: unknown setting {var}={value!r}")
+        values[name][key] = (value, f"environment: {var}", True)
+    built: dict[str, Any] = {}
+    for name, cls in sections.items():
+        hints = get_type_hints(cls)
+        kwargs = {}
+        for key, (value, where, from_env) in values[name].items():
+            if key not in hints:
+                raise SettingsError(f"{where}: unknown key {key!r} = {value!r}; known: {', '.join(hints)}")
+            kwargs[key] = _coerce(hints[key], value, where, from_env)
+            check = _CHECKS.get((name, key))
+            if check and not check(kwargs[key]):
+                raise SettingsError(f"{where}: value {kwargs[key]!r} is out of range")
+        built[name] = cls(**kwargs)
+    return Settings(**built, source=source)

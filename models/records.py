@@ -1,0 +1,154 @@
+"""The records the session store keeps. Plain frozen dataclasses: the store builds them, everyone reads them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.templates import EvaluationFactor, InterviewTemplate
+
+__all__ = ["Position", "EvaluationFactor", "Candidate", "Campaign", "Interview", "Turn", "Scorecard", "Event",
+           "WebhookEndpoint", "WebhookDelivery", "ApiKey", "CHANNELS", "ROLES"]
+
+CHANNELS = ("sip", "twilio", "web")
+ROLES = ("agent", "candidate")
+
+
+@dataclass(frozen=True)
+class Position:
+    id: str
+    version: int
+    template: InterviewTemplate
+    rubric_version: str  # fingerprint of the template at this version, stored with every scorecard
+    created_at: str
+    updated_at: str
+    archived_at: str | None = None
+
+    @property
+    def title(self) -> str:
+        return self.template.title
+
+    @property
+    def factors(self) -> tuple[EvaluationFactor, ...]:
+        return self.template.factors
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    name: str
+    phone: str | None
+    email: str | None
+    timezone: str
+    external_id: str | None
+    metadata: dict[str, str]
+    tags: list[str]
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    name: str
+    position_id: str
+    channel: str
+    status: str
+    settings: dict[str, Any]
+    candidate_ids: list[str]
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class Interview:
+    id: str
+    candidate_id: str
+    position_id: str
+    position_version: int
+    campaign_id: str | None
+    channel: str
+    status: str
+    attempt_count: int
+    outcome_code: str | None
+    recording_path: str | None
+    expires_at: str
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    ended_at: str | None
+    rerun_of: str | None
+    join_token_hash: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Turn:
+    interview_id: str
+    turn_number: int
+    role: str
+    text: str
+    start_ms: int
+    end_ms: int
+    stt_confidence: float | None
+    interrupted: bool
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    id: str
+    interview_id: str
+    version: int
+    status: str  # scored | partial | low_confidence
+    overall: float | None
+    rubric_version: str
+    data: dict[str, Any]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    type: str
+    entity: str
+    entity_id: str
+    interview_id: str | None
+    data: dict[str, Any]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    id: str
+    url: str
+    events: list[str]
+    active: bool
+    description: str | None
+    created_at: str
+    updated_at: str
+    secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    id: str
+    endpoint_id: str
+    event_id: int
+    event_type: str
+    payload: str  # the exact body that is signed and sent
+    status: str  # pending | delivered | failed
+    attempts: int
+    next_attempt_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: str
+    delivered_at: str | None
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None

@@ -1,0 +1,88 @@
+"""Schema migrations. The schema version is SQLite's user_version; each migration runs once, in order,
+inside the write lock, so several processes starting at once migrate exactly once."""
+from __future__ import annotations
+
+from typing import Callable
+
+import sqlite_utils
+
+from models.db import immediate
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["positions"].create({"id": str, "title": str, "language": str, "version": int, "template": str,
+                            "rubric_version": str, "created_at": str, "updated_at": str, "archived_at": str},
+                           pk="id", not_null={"title", "version", "template", "created_at", "updated_at"})
+    db["position_versions"].create({"position_id": str, "version": int, "template": str, "rubric_version": str,
+                                    "created_at": str}, pk=("position_id", "version"),
+                                   foreign_keys=[("position_id", "positions", "id")])
+    db["candidates"].create({"id": str, "name": str, "phone": str, "email": str, "timezone": str,
+                             "external_id": str, "metadata": str, "tags": str, "created_at": str,
+                             "updated_at": str}, pk="id", not_null={"name", "timezone", "created_at"})
+    db["candidates"].create_index(["external_id"], unique=True)
+    db["candidates"].create_index(["phone"])
+    db["campaigns"].create({"id": str, "name": str, "position_id": str, "channel": str, "status": str,
+                            "settings": str, "created_at": str, "updated_at": str}, pk="id",
+                           not_null={"name", "position_id", "channel", "status"},
+                           foreign_keys=[("position_id", "positions", "id")])
+    db["campaign_candidates"].create({"campaign_id": str, "candidate_id": str, "position": int},
+                                     pk=("campaign_id", "candidate_id"),
+                                     foreign_keys=[("campaign_id", "campaigns", "id"),
+                                                   ("candidate_id", "candidates", "id")])
+    db["interviews"].create({"id": str, "candidate_id": str, "position_id": str, "position_version": int,
+                             "campaign_id": str, "channel": str, "status": str, "attempt_count": int,
+                             "outcome_code": str, "recording_path": str, "join_token_hash": str,
+                             "expires_at": str, "created_at": str, "updated_at": str, "started_at": str,
+                             "ended_at": str, "rerun_of": str}, pk="id",
+                            not_null={"candidate_id", "position_id", "channel", "status", "expires_at"},
+                            foreign_keys=[("candidate_id", "candidates", "id"), ("position_id", "positions", "id"),
+                                          ("campaign_id", "campaigns", "id"), ("rerun_of", "interviews", "id")])
+    for cols in (["status"], ["candidate_id"], ["position_id"], ["campaign_id"], ["created_at"]):
+        db["interviews"].create_index(cols)
+    db["interviews"].create_index(["join_token_hash"], unique=True)
+    db["turns"].create({"id": int, "interview_id": str, "turn_number": int, "role": str, "text": str,
+                        "start_ms": int, "end_ms": int, "stt_confidence": float, "interrupted": int,
+                        "created_at": str}, pk="id", not_null={"interview_id", "turn_number", "role", "text"},
+                       foreign_keys=[("interview_id", "interviews", "id")])
+    db["turns"].create_index(["interview_id", "turn_number"], unique=True)
+    db["scorecards"].create({"id": str, "interview_id": str, "version": int, "status": str, "overall": float,
+                             "rubric_version": str, "data": str, "created_at": str}, pk="id",
+                            foreign_keys=[("interview_id", "interviews", "id")])
+    db["scorecards"].create_index(["interview_id", "version"], unique=True)
+    db["events"].create({"id": int, "type": str, "entity": str, "entity_id": str, "interview_id": str,
+                         "data": str, "created_at": str}, pk="id", not_null={"type", "entity", "entity_id"})
+    db["events"].create_index(["interview_id"])
+    db["webhook_endpoints"].create({"id": str, "url": str, "secret": str, "events": str, "active": int,
+                                    "description": str, "created_at": str, "updated_at": str}, pk="id")
+    db["webhook_deliveries"].create({"id": str, "endpoint_id": str, "event_id": int, "event_type": str,
+                                     "payload": str, "status": str, "attempts": int, "next_attempt_at": str,
+                                     "last_status_code": int, "last_error": str, "created_at": str,
+                                     "delivered_at": str}, pk="id",
+                                    foreign_keys=[("endpoint_id", "webhook_endpoints", "id"),
+                                                  ("event_id", "events", "id")])
+    db["webhook_deliveries"].create_index(["status", "next_attempt_at"])
+    db["api_keys"].create({"id": str, "name": str, "key_hash": str, "scopes": str, "created_at": str,
+                           "last_used_at": str, "revoked_at": str}, pk="id")
+    db["api_keys"].create_index(["key_hash"], unique=True)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+LATEST = len(MIGRATIONS)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring the file to the latest schema; returns the number of migrations applied."""
+    if schema_version(db) == LATEST:
+        return 0
+    with immediate(db):
+        current = schema_version(db)  # re-read under the lock: another process may have migrated
+        if current > LATEST:
+            raise RuntimeError(f"database schema {current} is newer than this program ({LATEST}); upgrade phonescreen")
+        for number in range(current, LATEST):
+            MIGRATIONS[number](db)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+        return LATEST - current

@@ -1,0 +1,220 @@
+"""/api/v1/campaigns: create and edit outbound calling campaigns (dialing itself is the dialer's job).
+A campaign is editable, and deletable, only while it is a draft."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from models.campaign_settings import (ATTEMPTS_PER_SECOND, DEFAULT_WINDOW, HHMM, INVITE_EXPIRY_DAYS,
+                                      MAX_CONCURRENT_CALLS, RETRY_DEFAULT_DELAY_S, RETRY_DELAY_S,
+                                      RETRY_MAX_ATTEMPTS, RETRY_OUTCOMES, WEEKDAYS, clean_campaign_settings)
+from models.records import Campaign
+from models.store import Conflict, SessionStore
+from models.validation import ValidationError, check_text
+from server.api_interviews import MAX_ID_CHARS, STATUSES, check_channel, check_id
+from server.http import Route, camel, camel_path, camelize, paging, read_json, reject_unknown, store_of
+from server.schemas import COMPONENTS, ERROR_REF, PAGE_PARAMETERS, json_body, json_ok, page_of, path_id, ref
+
+BASE = "/api/v1/campaigns"
+CAMPAIGN_CHANNELS = ("sip", "twilio")  # a campaign dials out; web interviews are sent as links instead
+MAX_NAME_CHARS = 200
+MAX_CAMPAIGN_CANDIDATES = 10_000
+
+
+# -- records to API JSON ---------------------------------------------------------------------------
+def interview_counts(store: SessionStore, campaign_id: str) -> dict[str, int]:
+    """The campaign's interviews per status (every status present, zeros included)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for row in store.db.query("SELECT status, COUNT(*) AS n FROM interviews WHERE campaign_id = ? GROUP BY status",
+                              [campaign_id]):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def campaign_json(store: SessionStore, campaign: Campaign) -> dict[str, Any]:
+    """Already camelCase, because byStatus is keyed by status values (in_progress), which the API's
+    camelizing would rewrite; respond with web.json_response, not json_response."""
+    by_status = interview_counts(store, campaign.id)
+    return {**camelize(campaign), "counts": {"candidates": len(campaign.candidate_ids),
+                                             "interviews": sum(by_status.values()), "byStatus": by_status}}
+
+
+# -- input checks ----------------------------------------------------------------------------------
+def check_settings(value: object) -> dict[str, Any]:
+    """clean_campaign_settings, with the error's field path as the client wrote it (settings.retry.noAnswer)."""
+    if value is None:  # None would mean "all defaults" to the validator; in a body it is a mistake
+        raise ValidationError("must be an object", "settings")
+    try:
+        return clean_campaign_settings(value)  # type: ignore[arg-type]  # non-objects are rejected inside
+    except ValidationError as exc:
+        path = ["settings", *(exc.field.split(".") if exc.field else [])]
+        raise ValidationError(exc.message, camel_path(".".join(path))) from None
+
+
+def merged(current: dict[str, Any], changes: object) -> object:
+    """PATCH semantics for settings: nested objects are merged, everything else replaced."""
+    if not isinstance(changes, dict):
+        return changes
+    out = dict(current)
+    for key, value in changes.items():
+        out[key] = merged(out[key], value) if isinstance(out.get(key), dict) else value
+    return out
+
+
+def check_candidate_ids(value: object) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_CAMPAIGN_CANDIDATES:
+        raise ValidationError(f"must be a list of at most {MAX_CAMPAIGN_CANDIDATES} candidate ids", "candidateIds")
+    return [check_id(v, f"candidateIds[{i}]") for i, v in enumerate(value)]
+
+
+def check_name(value: object) -> str:
+    return check_text(value, "name", max_len=MAX_NAME_CHARS)
+
+
+# -- handlers --------------------------------------------------------------------------------------
+async def list_campaigns(request: web.Request) -> web.Response:
+    page, page_size = paging(request)
+    store = store_of(request)
+    items, total = store.list_campaigns(page=page, page_size=page_size, position_id=request.query.get("positionId"))
+    return web.json_response({"items": [campaign_json(store, c) for c in items], "total": total, "page": page,
+                              "pageSize": page_size})
+
+
+async def create_campaign(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    reject_unknown(body, {"name", "position_id", "channel", "settings", "candidate_ids"})
+    store = store_of(request)
+    name = check_name(body.get("name"))
+    position_id = check_id(body.get("position_id"), "positionId")
+    channel = check_channel(body.get("channel"), channels=CAMPAIGN_CHANNELS)
+    settings = check_settings(body.get("settings", {}))
+    candidate_ids = check_candidate_ids(body.get("candidate_ids", []))
+    # Unknown position or candidate: NotFound -> 404 naming it; archived position -> Conflict -> 409.
+    campaign = store.create_campaign(name=name, position_id=position_id, channel=channel, settings=settings,
+                                     candidate_ids=candidate_ids)
+    return web.json_response(campaign_json(store, campaign), status=201)
+
+
+async def get_campaign(request: web.Request) -> web.Response:
+    store = store_of(request)
+    return web.json_response(campaign_json(store, store.get_campaign(request.match_info["id"])))
+
+
+async def update_campaign(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    reject_unknown(body, {"name", "settings", "candidate_ids"})
+    store = store_of(request)
+    campaign = store.get_campaign(request.match_info["id"])
+    changes: dict[str, Any] = {}
+    if "name" in body:
+        changes["name"] = check_name(body["name"])
+    if "settings" in body:
+        changes["settings"] = check_settings(merged(campaign.settings, body["settings"]))
+    if "candidate_ids" in body:
+        changes["candidate_ids"] = check_candidate_ids(body["candidate_ids"])
+    # Not a draft any more: Conflict -> 409.
+    return web.json_response(campaign_json(store, store.update_campaign(campaign.id, **changes)))
+
+
+async def delete_campaign(request: web.Request) -> web.Response:
+    store_of(request).delete_campaign(request.match_info["id"])
+    return web.Response(status=204)
+
+
+# -- OpenAPI ---------------------------------------------------------------------------------------
+def _integer(low: int, high: int, default: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": low, "maximum": high, "default": default}
+
+
+def _settings_schema(filled: bool) -> dict[str, Any]:
+    """Campaign settings: as a client sends them (every key optional, defaults apply) or as the API
+    returns them (`filled`: every key present)."""
+    def obj(properties: dict[str, Any]) -> dict[str, Any]:
+        schema = {"type": "object", "additionalProperties": False, "properties": properties}
+        return {**schema, "required": list(properties)} if filled else schema
+
+    time_of_day = {"type": "string", "pattern": f"^{HHMM.pattern}$"}
+    window = obj({
+        "start": {**time_of_day, "default": DEFAULT_WINDOW["start"]},
+        "end": {**time_of_day, "default": DEFAULT_WINDOW["end"], "description": "Later than start."},
+        "weekdays": {"type": "array", "minItems": 1, "maxItems": len(WEEKDAYS), "uniqueItems": True,
+                     "items": {"type": "string", "enum": list(WEEKDAYS)},
+                     "default": list(DEFAULT_WINDOW["weekdays"])},
+    })
+    retry = obj({camel(outcome): obj({
+        "delayS": _integer(*RETRY_DELAY_S, RETRY_DEFAULT_DELAY_S[outcome]),
+        "maxAttempts": _integer(*RETRY_MAX_ATTEMPTS),
+    }) for outcome in RETRY_OUTCOMES})
+    low, high, usual = ATTEMPTS_PER_SECOND
+    return obj({
+        "window": window,
+        "maxConcurrentCalls": _integer(*MAX_CONCURRENT_CALLS),
+        "attemptsPerSecond": {"type": "number", "minimum": low, "maximum": high, "default": usual},
+        "retry": retry,
+        "inviteExpiryDays": _integer(*INVITE_EXPIRY_DAYS),
+    })
+
+
+_STRING = {"type": "string"}
+_TIME = {"type": "string", "format": "date-time"}
+_ID_INPUT = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": r"\S"}
+_NAME_INPUT = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": r"\S"}
+_CANDIDATE_IDS_INPUT = {"type": "array", "maxItems": MAX_CAMPAIGN_CANDIDATES, "items": _ID_INPUT}
+
+COMPONENTS["schemas"].update({
+    "CampaignSettings": _settings_schema(filled=True),
+    "CampaignSettingsInput": _settings_schema(filled=False),
+    "Campaign": {"type": "object", "required": ["id", "name", "positionId", "channel", "status", "settings",
+                                                "candidateIds", "createdAt", "updatedAt", "counts"],
+                 "properties": {
+                     "id": _STRING, "name": _STRING, "positionId": _STRING,
+                     "channel": {"type": "string", "enum": list(CAMPAIGN_CHANNELS)}, "status": _STRING,
+                     "settings": ref("CampaignSettings"), "candidateIds": {"type": "array", "items": _STRING},
+                     "createdAt": _TIME, "updatedAt": _TIME,
+                     "counts": {"type": "object", "required": ["candidates", "interviews", "byStatus"],
+                                "properties": {
+                                    "candidates": {"type": "integer", "minimum": 0},
+                                    "interviews": {"type": "integer", "minimum": 0},
+                                    "byStatus": {"type": "object", "required": STATUSES,
+                                                 "properties": {s: {"type": "integer", "minimum": 0}
+                                                                for s in STATUSES},
+                                                 "description": "Interviews per status; keys are status values."},
+                                }},
+                 }},
+    "CampaignCreate": {"type": "object", "additionalProperties": False,
+                       "required": ["name", "positionId", "channel"],
+                       "properties": {"name": _NAME_INPUT, "positionId": _ID_INPUT,
+                                      "channel": {"type": "string", "enum": list(CAMPAIGN_CHANNELS)},
+                                      "settings": ref("CampaignSettingsInput"),
+                                      "candidateIds": _CANDIDATE_IDS_INPUT}},
+    "CampaignUpdate": {"type": "object", "additionalProperties": False,
+                       "description": "Only while the campaign is a draft. Settings are merged into the current ones.",
+                       "properties": {"name": _NAME_INPUT, "settings": ref("CampaignSettingsInput"),
+                                      "candidateIds": _CANDIDATE_IDS_INPUT}},
+})
+
+ROUTES: list[Route] = [
+    Route("GET", BASE, list_campaigns, "campaigns:read", {
+        "summary": "List campaigns, newest first", "operationId": "listCampaigns",
+        "parameters": [*PAGE_PARAMETERS, {"name": "positionId", "in": "query", "schema": _STRING}],
+        "responses": {"200": json_ok(page_of("Campaign"))}}),
+    Route("POST", BASE, create_campaign, "campaigns:write", {
+        "summary": "Create a draft campaign", "operationId": "createCampaign",
+        "description": "404: the position or a candidate does not exist (the message names it). "
+                       "409: the position is archived.",
+        "requestBody": json_body(ref("CampaignCreate")),
+        "responses": {"201": json_ok(ref("Campaign"), "Created"), "404": ERROR_REF, "409": ERROR_REF}}),
+    Route("GET", f"{BASE}/{{id}}", get_campaign, "campaigns:read", {
+        "summary": "A campaign with its settings, candidates and interview counts", "operationId": "getCampaign",
+        "parameters": [path_id()], "responses": {"200": json_ok(ref("Campaign")), "404": ERROR_REF}}),
+    Route("PATCH", f"{BASE}/{{id}}", update_campaign, "campaigns:write", {
+        "summary": "Edit a draft campaign's name, settings or candidates", "operationId": "updateCampaign",
+        "description": "409 when the campaign is not a draft; 404 for an unknown campaign or candidate.",
+        "parameters": [path_id()], "requestBody": json_body(ref("CampaignUpdate")),
+        "responses": {"200": json_ok(ref("Campaign")), "404": ERROR_REF, "409": ERROR_REF}}),
+    Route("DELETE", f"{BASE}/{{id}}", delete_campaign, "campaigns:write", {
+        "summary": "Delete a draft campaign that has no interviews", "operationId": "deleteCampaign",
+        "parameters": [path_id()],
+        "responses": {"204": {"description": "Deleted"}, "404": ERROR_REF, "409": ERROR_REF}}),
+]

@@ -1,0 +1,30 @@
+"""The aiohttp application: middlewares, the API routes of each module, background jobs."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from config.settings import Settings
+from models.store import SessionStore
+from server import api_campaigns, api_candidates, api_interviews, api_positions, api_webhooks, openapi
+from server.auth import ROUTE_SCOPES, auth_middleware
+from server.errors import error_middleware
+from server.http import STORE, Route
+
+SETTINGS = web.AppKey("settings", Settings)
+API_ROUTES: list[Route] = [*api_positions.ROUTES, *api_candidates.ROUTES, *api_interviews.ROUTES,
+                           *api_campaigns.ROUTES, *api_webhooks.ROUTES]
+
+
+def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool = True) -> web.Application:
+    app = web.Application(client_max_size=settings.server.max_body_bytes,
+                          middlewares=[error_middleware, auth_middleware])
+    app[SETTINGS] = settings
+    app[STORE] = store
+    scopes = {}
+    for route in [*API_ROUTES, *openapi.ROUTES]:
+        scopes[app.router.add_route(route.method, route.path, route.handler)] = route.scope
+    app[ROUTE_SCOPES] = scopes
+    if background_jobs:
+        from server.jobs import start_background_jobs
+        app.cleanup_ctx.append(start_background_jobs)
+    return app

@@ -1,0 +1,106 @@
+"""The `phonescreen` command: `phonescreen [--config FILE] [--log-format json|text] COMMAND ...`.
+Each command is one small function (server/cli_admin.py, server/cli_records.py) found in COMMANDS."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from config.settings import Settings, SettingsError, load_settings
+from config.templates import TemplateError
+from models.store import NotFound
+from models.validation import ValidationError
+from server import cli_admin, cli_records
+from server.cli_output import CliError
+from server.logging_setup import configure_logging
+
+Command = Callable[[argparse.Namespace, Settings], int]
+COMMANDS: dict[tuple[str, str | None], Command] = {
+    ("serve", None): cli_admin.serve,
+    ("db", "migrate"): cli_admin.db_migrate,
+    ("db", "status"): cli_admin.db_status,
+    ("keys", "create"): cli_admin.keys_create,
+    ("keys", "list"): cli_admin.keys_list,
+    ("keys", "revoke"): cli_admin.keys_revoke,
+    ("positions", "import"): cli_records.positions_import,
+    ("positions", "list"): cli_records.positions_list,
+    ("candidates", "import"): cli_records.candidates_import,
+    ("candidates", "list"): cli_records.candidates_list,
+    ("demo", None): lambda args, _settings: _demo(args),
+}
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from server.demo import demo_command  # aiohttp and the app load only for the commands that need them
+    return demo_command(args)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
+    return int(text)
+
+
+def _group(commands: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    return commands.add_parser(name, help=help).add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def _list_parser(actions: argparse._SubParsersAction, help: str) -> None:
+    actions.add_parser("list", help=help).add_argument("--json", action="store_true", help="print JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="phonescreen", description="Phone screening interviews for call centers.")
+    parser.add_argument("--config", metavar="FILE", help="settings TOML (default: $PHONESCREEN_CONFIG or "
+                        "./phonescreen.toml); PHONESCREEN_<SECTION>_<KEY> variables override it")
+    parser.add_argument("--log-format", choices=("json", "text"), help="default: the log.format setting")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP server (applies migrations first)")
+    serve.add_argument("--host", help="listen address (default: the server.host setting)")
+    serve.add_argument("--port", type=_port, help="listen port (default: the server.port setting)")
+
+    db = _group(commands, "db", "the SQLite store")
+    db.add_parser("migrate", help="apply schema migrations")
+    db.add_parser("status", help="schema version and row counts")
+
+    keys = _group(commands, "keys", "API keys")
+    create = keys.add_parser("create", help="make a key; it is printed once")
+    create.add_argument("--name", required=True, help="who or what uses the key")
+    create.add_argument("--scopes", required=True, help="comma-separated scopes, or `all`")
+    _list_parser(keys, "list keys (never the keys themselves)")
+    keys.add_parser("revoke", help="revoke a key").add_argument("id", metavar="ID")
+
+    positions = _group(commands, "positions", "positions and their interview templates")
+    positions.add_parser("import", help="create a position from a template").add_argument(
+        "file", metavar="TEMPLATE.toml")
+    _list_parser(positions, "list positions")
+
+    candidates = _group(commands, "candidates", "candidates")
+    import_csv = candidates.add_parser("import", help="create or update candidates from a CSV file")
+    import_csv.add_argument("file", metavar="FILE.csv")
+    import_csv.add_argument("--quiet", action="store_true", help="no progress bar")
+    _list_parser(candidates, "list candidates")
+
+    demo = commands.add_parser("demo", help="the main job on embedded defaults, end to end on 127.0.0.1")
+    demo.add_argument("--data-dir", default="var/demo", help="where the demo's store lives (wiped first)")
+    demo.add_argument("--serve", action="store_true", help="keep the server running afterwards")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        configure_logging(args.log_format or settings.log.format, settings.log.level)
+        return COMMANDS[(args.command, getattr(args, "action", None))](args, settings)
+    except (SettingsError, TemplateError, ValidationError, NotFound) as exc:
+        print(f"phonescreen: error: {exc}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"phonescreen: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

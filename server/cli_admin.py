@@ -1,0 +1,95 @@
+"""`phonescreen serve`, `db ...` and `keys ...`: running the server and administering its store.
+aiohttp and the API modules are imported inside the commands that use them: they are half the start-up
+time of every other command."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from config.settings import Settings
+from models.records import ApiKey
+from models.schema import LATEST, migrate, schema_version
+from models.validation import check_text
+from server.cli_output import CliError, open_store, print_records, print_table, when
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    from aiohttp import web
+
+    from server.app import make_app
+
+    server = dataclasses.replace(settings.server, host=args.host or settings.server.host,
+                                 port=args.port or settings.server.port)
+    settings = dataclasses.replace(settings, server=server)
+    url = f"http://{server.host}:{server.port}"
+    with open_store(settings) as store:  # opening the store applies pending migrations
+        try:
+            # run_app stops cleanly on SIGINT and SIGTERM; its `print` hook runs once the socket listens.
+            web.run_app(make_app(settings, store), host=server.host, port=server.port,
+                        print=lambda _banner: print(f"phonescreen listening on {url}", flush=True))
+        except OSError as exc:
+            raise CliError(f"cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", 1) from None
+    return 0
+
+
+def db_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    with open_store(settings, auto_migrate=False) as store:
+        before = schema_version(store.db)
+        try:
+            applied = migrate(store.db)
+        except RuntimeError as exc:  # the file was made by a newer phonescreen
+            raise CliError(str(exc)) from None
+        after = schema_version(store.db)
+    change = f"{before} -> {after} ({applied} applied)" if applied else f"{after}, up to date"
+    print(f"{settings.store.path}: schema version {change}")
+    return 0
+
+
+def db_status(args: argparse.Namespace, settings: Settings) -> int:
+    with open_store(settings, auto_migrate=False) as store:
+        version = schema_version(store.db)
+        counts = [{"table": name, "rows": store.db[name].count} for name in sorted(store.db.table_names())]
+    print(f"store: {settings.store.path}")
+    print(f"schema version: {version} (this program: {LATEST})")
+    print_table(counts, empty="(no tables: run `phonescreen db migrate`)")
+    return 0
+
+
+def parse_scopes(text: str) -> list[str]:
+    """`a:read,b:write`, or `all` for every scope."""
+    from server.auth import SCOPES, check_scopes
+
+    scopes = list(SCOPES) if text.strip() == "all" else [s.strip() for s in text.split(",") if s.strip()]
+    try:
+        return check_scopes(scopes)
+    except ValueError as exc:
+        raise CliError(f"--scopes: {exc}") from None
+
+
+def keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    name = check_text(args.name, "--name", max_len=100)
+    scopes = parse_scopes(args.scopes)
+    with open_store(settings) as store:
+        key, secret = store.create_api_key(name, scopes)
+    print(f"API key: {secret}")
+    print("Store it now: it is not shown again (only its hash is kept).")
+    print(f"id:      {key.id}\nname:    {key.name}\nscopes:  {', '.join(key.scopes)}")
+    return 0
+
+
+def _key_row(key: ApiKey) -> dict[str, object]:
+    return {"id": key.id, "name": key.name, "scopes": ",".join(key.scopes), "created": when(key.created_at),
+            "last used": when(key.last_used_at), "revoked": when(key.revoked_at)}
+
+
+def keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    with open_store(settings) as store:
+        print_records(store.list_api_keys(), args.json, _key_row)
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    with open_store(settings) as store:
+        key = store.revoke_api_key(args.id)
+    print(f"revoked {key.id} ({key.name}) at {when(key.revoked_at)}")
+    return 0

@@ -1,0 +1,39 @@
+"""Background jobs of `phonescreen serve`: expiring old invites and delivering webhooks."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from server.http import STORE
+from server.webhooks import WebhookDispatcher, client_session
+
+log = logging.getLogger("phonescreen.jobs")
+
+
+async def expire_invites_forever(app: web.Application, interval_s: float = 30.0) -> None:
+    while True:
+        expired = app[STORE].expire_due()
+        if expired:
+            log.info("expired %d interview invites", len(expired))
+        await asyncio.sleep(interval_s)
+
+
+async def deliver_webhooks_forever(app: web.Application) -> None:
+    from server.app import SETTINGS  # server.app imports this module lazily; avoid the cycle
+    async with client_session() as session:  # closed when the task is cancelled at shutdown
+        await WebhookDispatcher(app[STORE], app[SETTINGS].webhooks, session).run_forever()
+
+
+async def start_background_jobs(app: web.Application) -> AsyncIterator[None]:
+    tasks = [asyncio.create_task(expire_invites_forever(app), name="expire-invites"),
+             asyncio.create_task(deliver_webhooks_forever(app), name="deliver-webhooks")]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
