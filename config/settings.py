@@ -52,6 +52,47 @@ class InterviewSettings:
 
 
 @dataclass(frozen=True)
+class SttSettings:
+    engine: str = "auto"  # auto | vosk | whisper: auto takes Vosk when a model for the language is set
+    vosk_model_path: str = ""  # a Vosk model folder (see `phonescreen models fetch vosk-en`)
+    vosk_language: str = "en"  # the language of vosk_model_path
+    whisper_model_path: str = ""  # a CTranslate2 Whisper folder; empty = the bundled tiny.en
+    whisper_compute_type: str = "int8"
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class TtsSettings:
+    voice_path: str = ""  # a Piper .onnx voice; empty = the bundled en_US-joe-medium
+    length_scale: float = 1.0  # > 1 speaks slower
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    backend: str = "embedded"  # embedded (llama.cpp) | ollama
+    embedded_model_path: str = ""  # a GGUF file; empty = the bundled SmolLM2-135M-Instruct
+    ollama_host: str = "http://127.0.0.1:11434"
+    ollama_model: str = "llama3.2:3b"
+    timeout_s: float = 10.0
+    threads: int = 1  # llama.cpp threads spin-wait: with STT and TTS on the same 2 cores, 1 is far faster
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    vad_aggressiveness: int = 2  # webrtcvad 0..3
+    end_silence_ms: int = 500  # silence that ends a turn
+    hesitation_silence_ms: int = 1500  # ... when the words so far trail off ("um", "and", "because")
+    min_speech_ms: int = 200  # shorter bursts are noise, not a turn
+    barge_in_ms: int = 600  # voiced candidate speech this long during AI playback stops it; "mm-hmm" is shorter
+    reply_deadline_ms: int = 700  # no reply audio by then: speak a short acknowledgement
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    dir: str = "var/models"  # where `phonescreen models fetch` puts models
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "info"
     format: str = "json"  # json | text
@@ -64,6 +105,11 @@ class Settings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     interviews: InterviewSettings = field(default_factory=InterviewSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    stt: SttSettings = field(default_factory=SttSettings)
+    tts: TtsSettings = field(default_factory=TtsSettings)
+    llm: LlmSettings = field(default_factory=LlmSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
     source: str = "defaults"
 
     @property
@@ -83,6 +129,18 @@ _CHECKS = {
     ("interviews", "invite_expiry_days"): lambda v: 1 <= v <= 365,
     ("log", "level"): lambda v: v in ("debug", "info", "warning", "error"),
     ("log", "format"): lambda v: v in ("json", "text"),
+    ("stt", "engine"): lambda v: v in ("auto", "vosk", "whisper"),
+    ("stt", "threads"): lambda v: 1 <= v <= 64,
+    ("tts", "length_scale"): lambda v: 0.5 <= v <= 2.0,
+    ("llm", "backend"): lambda v: v in ("embedded", "ollama"),
+    ("llm", "timeout_s"): lambda v: v > 0,
+    ("llm", "threads"): lambda v: 1 <= v <= 64,
+    ("voice", "vad_aggressiveness"): lambda v: 0 <= v <= 3,
+    ("voice", "end_silence_ms"): lambda v: 200 <= v <= 3000,
+    ("voice", "hesitation_silence_ms"): lambda v: 200 <= v <= 5000,
+    ("voice", "min_speech_ms"): lambda v: 0 <= v <= 2000,
+    ("voice", "barge_in_ms"): lambda v: 20 <= v <= 2000,
+    ("voice", "reply_deadline_ms"): lambda v: 100 <= v <= 5000,
 }
 
 

@@ -84,3 +84,11 @@ class FrameChunker:
         if pad:
             tail += bytes(self._frame_bytes - len(tail))
         return AudioFrame(tail, self.sample_rate)
+
+
+def frames_of(pcm: np.ndarray, rate: int) -> list[AudioFrame]:
+    """A whole int16 buffer as 20 ms frames, the last one zero-padded."""
+    chunker = FrameChunker(rate)
+    frames = chunker.feed(pcm.astype("<i2", copy=False).tobytes())
+    tail = chunker.flush()
+    return frames + ([tail] if tail is not None else [])

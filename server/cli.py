@@ -8,9 +8,10 @@ from typing import Callable
 
 from config.settings import Settings, SettingsError, load_settings
 from config.templates import TemplateError
+from ivr.models_catalog import KNOWN_MODELS, VOSK_MODELS_URL
 from models.store import NotFound
 from models.validation import ValidationError
-from server import cli_admin, cli_records
+from server import cli_admin, cli_models, cli_records
 from server.cli_output import CliError
 from server.logging_setup import configure_logging
 
@@ -26,6 +27,8 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("positions", "list"): cli_records.positions_list,
     ("candidates", "import"): cli_records.candidates_import,
     ("candidates", "list"): cli_records.candidates_list,
+    ("models", "check"): cli_models.models_check,
+    ("models", "fetch"): cli_models.models_fetch,
     ("demo", None): lambda args, _settings: _demo(args),
 }
 
@@ -81,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     import_csv.add_argument("file", metavar="FILE.csv")
     import_csv.add_argument("--quiet", action="store_true", help="no progress bar")
     _list_parser(candidates, "list candidates")
+
+    models = _group(commands, "models", "speech, voice and language models")
+    models.add_parser("check", help="which models this machine has and can use")
+    fetch = models.add_parser("fetch", help="download a model no package bundles")
+    fetch.add_argument("name", choices=sorted(KNOWN_MODELS), help="the model")
+    fetch.add_argument("--base-url", default=VOSK_MODELS_URL, help="where the archives are (default: %(default)s)")
+    fetch.add_argument("--dest", metavar="DIR", help="where to unpack it (default: the models.dir setting)")
 
     demo = commands.add_parser("demo", help="the main job on embedded defaults, end to end on 127.0.0.1")
     demo.add_argument("--data-dir", default="var/demo", help="where the demo's store lives (wiped first)")

@@ -103,6 +103,9 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path, sample_template) -> 
                    "--phases", "examples,coverage,fuzzing",
                    "--max-examples", "25", "--seed", "20261121", "--request-timeout", "10",
                    "--generation-database", "none", "--no-color",
+                   # The ping sends a request to whatever URL a fuzzed webhook holds (a DNS lookup for a made-up
+                   # host would leave this machine); it is covered by tests/test_webhooks.py instead.
+                   "--exclude-path-regex", r"/webhooks/\{id\}/test$",
                    "-H", f"Authorization: Bearer {secret}"]
         env = {**os.environ, "SCHEMATHESIS_HOOKS": ""}
         result = subprocess.run(command, capture_output=True, text=True, timeout=540, env=env, cwd=tmp_path)

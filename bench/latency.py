@@ -1,0 +1,178 @@
+"""Voice-engine latency over scripted interviews, paced in real time like a phone line.
+
+Run: .venv/bin/python bench/latency.py [--turns 20] [--llm embedded|none]
+
+Prints p50/p95 of each stage of "candidate stops speaking -> first AI audio":
+  end-of-turn detection (silence waited by the endpointer), STT final (after the endpoint), interviewer
+  decision (with LLM phrasing when used), LLM first token (the follow-up prompt, measured directly),
+  TTS first audio (reply text -> first synthesized chunk), first AI audio frame on the wire (an
+  acknowledgement or the reply), first frame of the reply itself; plus the same total measured from the
+  candidate's side (their last word -> first AI sound they hear), and STT / TTS real-time factors.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from config.settings import Settings
+from config.templates import load_template_file, sample_template_path
+from dialer.simulator import CandidateScript, SimulatedCandidate, candidate_audio, run_call
+from ivr.engines import load_engines
+from ivr.frames import AudioFrame
+from ivr.llm.base import ChatMessage
+from ivr.session import InterviewSession
+from models.store import SessionStore
+
+SCRIPTS = (
+    CandidateScript("concrete", (
+        "Yes, that's fine, go ahead.",
+        "I speak clearly and slowly, and I always confirm what the customer needs before I act.",
+        "Last March a customer called about a double charge. I apologized, refunded forty dollars and "
+        "emailed him the next day.",
+        "I check the knowledge base first, then I test one fix at a time and write down what worked.",
+        "I can work evenings and weekends, and I have not missed a shift in two years.",
+    )),
+    CandidateScript("vague", (
+        "Sure.",
+        "I guess I'm pretty good at talking.",
+        "Once a client was angry because his order was late. I listened, tracked the package and "
+        "called him back the same afternoon.",
+        "It depends on the problem really.",
+        "Last week a router would not connect, so I reset it step by step with the customer and it worked.",
+        "Mostly evenings, maybe weekends too.",
+        "Yes, I can work Saturdays and Sundays, and I have a car to get to the site.",
+    )),
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def row(name: str, values: list[float], unit: str = "ms") -> str:
+    if not values:
+        return f"{name:<46} n/a"
+    return f"{name:<46} p50 {percentile(values, 50):7.0f} {unit}   p95 {percentile(values, 95):7.0f} {unit}   n={len(values)}"
+
+
+async def interview(engines, settings: Settings, store: SessionStore, template, script: CandidateScript):
+    position = store.create_position(template)
+    candidate, _ = store.upsert_candidate({"name": "Bench Candidate", "phone": "+14155550199", "timezone": "UTC"})
+    from datetime import timedelta
+    record, _ = store.create_interview(candidate_id=candidate.id, position_id=position.id, channel="sip",
+                                       expires_at=store.clock() + timedelta(days=1))
+    store.transition(record.id, "dialing")
+    store.transition(record.id, "in_progress")
+    session = InterviewSession(store=store, interview_id=record.id, template=template, candidate_name="Bench",
+                               engines=engines, voice=settings.voice, sample_rate=8000)
+    heard = HeardLog()
+    simulated = SimulatedCandidate(script)
+    original_step = simulated.step
+
+    def step(frame: AudioFrame):  # note when the candidate first hears the AI after each answer
+        heard.hear(simulated.now_ms + 20, frame)
+        return original_step(frame)
+
+    simulated.step = step  # type: ignore[method-assign]
+    status = await run_call(session, simulated, realtime=True)
+    return session, simulated, heard, status
+
+
+class HeardLog:
+    def __init__(self) -> None:
+        self.loud_at: list[int] = []
+
+    def hear(self, at_ms: int, frame: AudioFrame) -> None:
+        if float(np.sqrt(np.mean(frame.as_array().astype(np.float64) ** 2))) > 300:
+            self.loud_at.append(at_ms)
+
+    def first_after(self, ms: int) -> int | None:
+        return next((t for t in self.loud_at if t > ms), None)
+
+
+async def llm_first_tokens(engines, runs: int) -> list[float]:
+    from ivr.phrasing import FollowUpPhraser
+    if engines.llm is None:
+        return []
+    phraser = FollowUpPhraser(engines.llm)
+    template = load_template_file(sample_template_path())
+    out = []
+    for i in range(runs):
+        factor = template.factors[i % len(template.factors)]
+        messages = phraser.messages(factor, factor.questions[0], "I guess it depends, stuff like that.")
+        started = time.monotonic()
+        async for _ in engines.llm.stream_chat(messages, max_tokens=8):
+            out.append((time.monotonic() - started) * 1000)
+            break
+    return out
+
+
+def real_time_factors(engines, sentences: list[str]) -> tuple[list[float], list[float]]:
+    stt_rtf, tts_rtf = [], []
+    for text in sentences:
+        started = time.monotonic()
+        audio = np.concatenate(list(engines.tts.synthesize(text)))
+        tts_rtf.append((time.monotonic() - started) / (len(audio) / engines.tts.sample_rate))
+        pcm = candidate_audio(text, engines.stt.sample_rate, telephone=False)
+        stream = engines.stt.open_stream()
+        samples = engines.stt.sample_rate // 50
+        started = time.monotonic()
+        for i in range(0, len(pcm) - samples + 1, samples):
+            stream.push(AudioFrame.from_array(pcm[i:i + samples], engines.stt.sample_rate))
+        stream.finish()
+        stt_rtf.append((time.monotonic() - started) / (len(pcm) / engines.stt.sample_rate))
+    return stt_rtf, tts_rtf
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=20, help="at least this many scored candidate turns")
+    parser.add_argument("--llm", choices=("embedded", "none"), default="embedded")
+    args = parser.parse_args()
+    settings = Settings()
+    template = load_template_file(sample_template_path())
+    engines = load_engines(settings, template.language, with_llm=args.llm != "none")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SessionStore(Path(tmp) / "bench.db")
+        timings, heard_totals, script_index = [], [], 0
+        while len(timings) < args.turns:
+            script = SCRIPTS[script_index % len(SCRIPTS)]
+            script_index += 1
+            session, simulated, heard, status = await interview(engines, settings, store, template, script)
+            timings += session.timings
+            for answer in simulated.said:
+                first = heard.first_after(answer.end_ms)
+                if first is not None:
+                    heard_totals.append(first - answer.end_ms)
+            print(f"  interview {script_index} ({script.name}): {status}, {len(session.timings)} replies")
+        store.close()
+    llm_first = await llm_first_tokens(engines, 20)
+    answers = [a for s in SCRIPTS for a in s.answers[1:]]
+    stt_rtf, tts_rtf = real_time_factors(engines, answers[:8])
+    print(f"\nphonescreen voice-engine latency — {len(timings)} candidate turns, real-time line, "
+          f"STT {engines.stt.name}, TTS {engines.tts.name}, LLM {engines.llm.name if engines.llm else 'none'}")
+    print(row("end-of-turn detection (silence waited)", [t.endpoint_delay_ms for t in timings]))
+    print(row("STT final after endpoint", [t.stt_final_ms for t in timings]))
+    print(row("interviewer decision (incl. LLM phrasing)", [t.decide_ms for t in timings]))
+    print(row("LLM first token (follow-up prompt)", llm_first))
+    print(row("TTS first audio (reply text -> chunk)", [t.tts_first_audio_ms for t in timings
+                                                        if t.tts_first_audio_ms is not None]))
+    print(row("TOTAL stop -> first AI audio frame", [t.total_ms for t in timings if t.total_ms is not None]))
+    print(row("stop -> first frame of the reply itself", [t.endpoint_delay_ms + t.reply_audio_ms for t in timings
+                                                          if t.reply_audio_ms is not None]))
+    print(row("candidate's ear: last word -> first AI sound", [float(v) for v in heard_totals]))
+    acked = sum(t.acknowledged for t in timings)
+    print(f"{'replies covered by an acknowledgement':<46} {acked}/{len(timings)}")
+    print(row("STT real-time factor", [v * 1000 for v in stt_rtf], unit="‰ "))
+    print(row("TTS real-time factor", [v * 1000 for v in tts_rtf], unit="‰ "))
+    print(f"target: total p50 <= 600 ms, p95 <= 1000 ms")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

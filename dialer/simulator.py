@@ -1,0 +1,194 @@
+"""A simulated candidate: listens to the AI like a person on the phone and speaks scripted answers in a
+Piper voice sent through G.711, after the AI has finished and a natural pause. Scripts can interrupt,
+fall silent or hang up early. The demo, the tests and the benchmarks call it; `run_call` connects one to
+an InterviewSession in-process, and the SIP channel puts it behind a real phone.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from config.settings import TtsSettings
+from ivr.frames import AudioFrame, frames_of, silence
+from ivr.g711 import ulaw_decode, ulaw_encode
+from ivr.resample import resample
+
+CANDIDATE_LENGTH_SCALE = 1.1  # slower than the interviewer, so the two voices differ in recordings
+SPEECH_RMS = 300.0  # louder than this is the AI talking (line noise after G.711 is far below)
+BACKCHANNEL = "Mm-hmm."
+
+
+@cache
+def _candidate_tts():
+    from ivr.tts.piper_tts import PiperTts
+    return PiperTts(TtsSettings(length_scale=CANDIDATE_LENGTH_SCALE))
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("PHONESCREEN_TEST_AUDIO_CACHE") or Path(tempfile.gettempdir()) / "phonescreen-test-audio"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def candidate_audio(text: str, rate: int = 8000, *, telephone: bool = True) -> np.ndarray:
+    """Piper speech of `text` as int16 at `rate`; telephone=True adds the G.711 mu-law round trip.
+    Cached on disk, so each sentence is synthesized once per machine."""
+    key = hashlib.sha256(f"{text}\0{rate}\0{telephone}\0{CANDIDATE_LENGTH_SCALE}".encode()).hexdigest()[:32]
+    path = _cache_dir() / f"{key}.npy"
+    if path.exists():
+        return np.load(path)
+    tts = _candidate_tts()
+    pcm = resample(np.concatenate(list(tts.synthesize(text))), tts.sample_rate, rate)
+    if telephone:
+        pcm = ulaw_decode(ulaw_encode(pcm))
+    partial = path.with_suffix(f".{os.getpid()}.tmp")  # write then rename: readers never see half a file
+    with open(partial, "wb") as out:
+        np.save(out, pcm)
+    os.replace(partial, path)
+    return pcm
+
+
+@dataclass(frozen=True)
+class CandidateScript:
+    name: str
+    answers: tuple[str, ...]  # one per thing the AI asks; the first is usually the consent
+    pause_ms: int = 700  # after the AI has stopped, before answering
+    ai_done_ms: int = 900  # this much quiet after AI speech means it has finished
+    interrupt_answer: int | None = None  # this answer is spoken over the AI (barge-in) ...
+    interrupt_after_ms: int = 1500  # ... once the AI has been talking this long
+    silent_from: int | None = None  # from this answer on, say nothing (a silent caller)
+    hang_up_after: int | None = None  # hang up once this many answers are given
+    backchannel_after_ms: int | None = None  # say "Mm-hmm." once, this far into the AI's first speech
+
+
+@dataclass
+class SpokenAnswer:
+    text: str
+    start_ms: int
+    end_ms: int
+    barged_in: bool
+
+
+@dataclass
+class SimulatedCandidate:
+    script: CandidateScript
+    sample_rate: int = 8000
+    said: list[SpokenAnswer] = field(default_factory=list)
+    now_ms: int = 0
+    _speaking: list[AudioFrame] = field(default_factory=list)
+    _heard_ai: bool = False
+    _ai_talking_ms: int = 0
+    _quiet_ms: int = 0
+    _wait_ms: int | None = None
+    _backchannel_done: bool = False
+
+    def step(self, heard: AudioFrame) -> AudioFrame | None:
+        """Hear one 20 ms frame from the AI, say one back. None means the candidate hangs up."""
+        self.now_ms += 20
+        loud = float(np.sqrt(np.mean(heard.as_array().astype(np.float64) ** 2))) > SPEECH_RMS
+        if loud:
+            self._heard_ai, self._quiet_ms = True, 0
+            self._ai_talking_ms += 20
+        else:
+            self._quiet_ms += 20
+            if self._quiet_ms >= self.script.ai_done_ms:
+                self._ai_talking_ms = 0
+        if self._speaking:
+            frame = self._speaking.pop(0)
+            if not self._speaking and self.said and self.said[-1].end_ms == self.said[-1].start_ms:
+                self.said[-1].end_ms = self.now_ms
+            return frame
+        if self._hangs_up_now():
+            return None
+        index = len(self.said)
+        if self._should_backchannel():
+            self._speaking = frames_of(candidate_audio(BACKCHANNEL, self.sample_rate), self.sample_rate)
+            self._backchannel_done = True
+            return self._speaking.pop(0)
+        if self._should_interrupt(index) or self._should_answer():
+            self._start_answer(index, barged_in=loud)
+            return self._speaking.pop(0)
+        return silence(self.sample_rate)
+
+    def _hangs_up_now(self) -> bool:
+        limit = self.script.hang_up_after
+        return limit is not None and len(self.said) >= limit and self._quiet_ms >= self.script.pause_ms
+
+    def _should_backchannel(self) -> bool:
+        at = self.script.backchannel_after_ms
+        return at is not None and not self._backchannel_done and self._ai_talking_ms >= at
+
+    def _should_interrupt(self, index: int) -> bool:
+        return (index == self.script.interrupt_answer and index < len(self.script.answers)
+                and self._ai_talking_ms >= self.script.interrupt_after_ms)
+
+    def _should_answer(self) -> bool:
+        index = len(self.said)
+        if index >= len(self.script.answers) or (self.script.silent_from is not None
+                                                 and index >= self.script.silent_from):
+            return False
+        if not self._heard_ai or self._quiet_ms < self.script.ai_done_ms:
+            self._wait_ms = None
+            return False
+        if self._wait_ms is None:
+            self._wait_ms = self.script.pause_ms
+        self._wait_ms -= 20
+        return self._wait_ms <= 0
+
+    def _start_answer(self, index: int, *, barged_in: bool) -> None:
+        text = self.script.answers[index]
+        self._speaking = frames_of(candidate_audio(text, self.sample_rate), self.sample_rate)
+        self.said.append(SpokenAnswer(text, self.now_ms, self.now_ms, barged_in))
+        self._heard_ai, self._wait_ms = False, None
+
+
+async def run_call(session, candidate: SimulatedCandidate, *, realtime: bool = False,
+                   max_media_ms: int = 15 * 60_000, controls: list | None = None) -> str:
+    """Connect a candidate to an InterviewSession frame by frame, like a phone line; returns the
+    interview's final status. realtime=True paces frames on the wall clock like a real leg (for
+    benchmarks); otherwise the line pauses whenever the session is still working out what to say, so
+    tests run faster than real time and see the same timers."""
+    from ivr.session import Hangup
+    conversation = asyncio.create_task(session.run())
+    started = time.monotonic()
+    try:
+        while not conversation.done() and session.media_ms < max_media_ms:
+            if not session.control.empty():
+                command = session.control.get_nowait()
+                if controls is not None:
+                    controls.append(command)
+                if isinstance(command, Hangup):
+                    break
+            if realtime:
+                await asyncio.sleep(max(0.0, started + session.media_ms / 1000 - time.monotonic()))
+            else:
+                await _until_ready(session, conversation)
+            heard = session.pull_audio()
+            said = candidate.step(heard)
+            if said is None:
+                session.remote_hangup()
+                break
+            session.push_audio(said)
+        return await asyncio.wait_for(conversation, timeout=120)
+    finally:
+        if not conversation.done():
+            conversation.cancel()
+
+
+async def _until_ready(session, conversation: asyncio.Task, limit_s: float = 60.0) -> None:
+    """Fast mode: wait while the session has no audio ready yet for the candidate to hear."""
+    deadline = time.monotonic() + limit_s
+    await asyncio.sleep(0)
+    while session.waiting_for_audio and not conversation.done():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the session produced no audio for 60 s")
+        await asyncio.sleep(0.005)

@@ -1,0 +1,38 @@
+"""The engines one process shares between its calls: loaded once (models are the expensive part)."""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from config.settings import Settings
+from ivr.llm.base import ChatModel
+from ivr.stt.base import SpeechToText
+from ivr.tts.base import TextToSpeech
+from ivr.tts.phrase_cache import PhraseCache
+
+
+@dataclass
+class VoiceEngines:
+    stt: SpeechToText
+    tts: TextToSpeech
+    llm: ChatModel | None
+    # Blocking model work (STT decode, TTS synthesis) runs here, never on the event loop.
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "ivr-engine"))
+    _caches: dict[int, PhraseCache] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def phrases(self, sample_rate: int) -> PhraseCache:
+        """Fixed phrases synthesized once per process and leg rate."""
+        with self._lock:
+            if sample_rate not in self._caches:
+                self._caches[sample_rate] = PhraseCache(self.tts, sample_rate)
+            return self._caches[sample_rate]
+
+
+def load_engines(settings: Settings, language: str = "en", *, with_llm: bool = True) -> VoiceEngines:
+    from ivr.llm import make_chat_model
+    from ivr.stt import make_stt
+    from ivr.tts.piper_tts import PiperTts
+    return VoiceEngines(stt=make_stt(settings.stt, language), tts=PiperTts(settings.tts),
+                        llm=make_chat_model(settings.llm) if with_llm else None)

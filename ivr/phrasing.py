@@ -1,0 +1,94 @@
+"""The LLM's only job in an interview: word a follow-up question asking for a concrete example.
+
+Whatever the model says must pass ivr.guard.guard_question (safe to speak) and a plain check that it
+does the job (asks for an example, on the factor's topic, to the candidate) before anyone may speak it.
+Anything late, rejected or failed gives None, and the interviewer uses the template's own wording.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from config.templates import EvaluationFactor
+from ivr.answers import content_stems, topic_stems
+from ivr.guard import guard_question
+from ivr.llm.base import ChatMessage, ChatModel, LlmUnavailable
+
+log = logging.getLogger("phonescreen.ivr")
+
+MAX_TOKENS = 40
+MAX_ANSWER_WORDS = 60  # of the candidate's answer put in the prompt: enough context, bounded latency
+MAX_QUESTION_WORDS = 30
+# Identical on every call, and first, so the model's KV cache reuses it across turns and interviews.
+# Wording measured on SmolLM2-135M: a "Can you" start keeps it asking rather than answering, and the
+# instruction repeated at the end of the user message matters more to it than the system message.
+SYSTEM_PROMPT = (
+    "You are a job interviewer on a phone call. When the candidate's answer is vague, you ask the "
+    "candidate for one specific example. You write only one short question that starts with \"Can you\"."
+)
+USER_PROMPT = 'Topic: {topic}. The candidate answered: "{answer}"\nWrite your next question to the candidate. ' \
+              'Start with "Can you".'
+_ASKS_FOR_EXAMPLE = re.compile(r"\b(?:a time|example|specific|situation|step by step|exactly|instance)\b",
+                               re.IGNORECASE)
+
+
+def does_the_job(question: str, factor: EvaluationFactor, asked: str) -> bool:
+    """A usable follow-up asks for an example and shares a topic word with the factor or the question
+    it follows (a small model happily asks about blockchain instead). The guard has already refused
+    echoes of the prompt that name the roles."""
+    on_topic = content_stems(question) & (topic_stems(factor) | content_stems(asked))
+    return bool(_ASKS_FOR_EXAMPLE.search(question)) and bool(on_topic)
+
+
+class FollowUpPhraser:
+    def __init__(self, model: ChatModel, *, deadline_s: float = 1.5) -> None:
+        self._model = model
+        self._deadline_s = deadline_s
+
+    def messages(self, factor: EvaluationFactor, question: str, answer: str) -> list[ChatMessage]:
+        """The prompt for one follow-up: the fixed system message, then this turn. The question itself is
+        left out (measured: with it, SmolLM2-135M repeats it or the system prompt more often); follow_up
+        uses it only to check that the result stays on topic."""
+        clipped = " ".join(answer.split()[:MAX_ANSWER_WORDS])
+        return [
+            ChatMessage("system", SYSTEM_PROMPT),
+            ChatMessage("user", USER_PROMPT.format(topic=factor.name.lower(), answer=clipped)),
+        ]
+
+    async def follow_up(self, factor: EvaluationFactor, question: str, answer: str) -> str | None:
+        """One follow-up to `answer` (given to `question`) that may be spoken, or None: nothing usable
+        within the deadline. Never raises for model problems."""
+        messages = self.messages(factor, question, answer)
+        reply = asyncio.ensure_future(
+            self._model.complete(messages, max_tokens=MAX_TOKENS, temperature=0.0, seed=0, stop=["\n"]))
+        try:
+            # Not asyncio.wait_for: it waits for the cancelled call to wind down, and llama.cpp cannot
+            # stop before its first token (measured: 0.5-2.6 s past a 0.05 s deadline on 2 loaded cores).
+            done, _ = await asyncio.wait({reply}, timeout=self._deadline_s)
+        finally:
+            if not reply.done():
+                reply.cancel()  # the backend stops in the background; its outcome is of no interest
+                reply.add_done_callback(_discard_outcome)
+        if not done:
+            log.info("follow-up phrasing by %s missed its %.1f s deadline", self._model.name, self._deadline_s)
+            return None
+        try:
+            text = reply.result()
+        except LlmUnavailable as exc:
+            log.warning("follow-up phrasing unavailable: %s", exc)
+            return None
+        except Exception:  # a backend bug must not end the interview: the template wording will do
+            log.exception("follow-up phrasing by %s failed", self._model.name)
+            return None
+        guarded = guard_question(text, max_words=MAX_QUESTION_WORDS)
+        if guarded is None or not does_the_job(guarded, factor, question):
+            log.info("follow-up from %s not used (%s): %r", self._model.name,
+                     "guard" if guarded is None else "off task", text)
+            return None
+        return guarded
+
+
+def _discard_outcome(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()  # marks it retrieved: no "exception was never retrieved" at exit

@@ -1,0 +1,112 @@
+"""What the AI is saying right now: queued 20 ms frames for one utterance at a time, and an account of
+how much of each sentence was actually played, so a barge-in stores only the words the candidate heard."""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from ivr.frames import AudioFrame, silence
+
+
+@dataclass
+class Sentence:
+    text: str
+    samples: int = 0  # synthesized so far
+    played: int = 0
+    complete: bool = False  # synthesis finished
+
+
+@dataclass
+class Utterance:
+    sentences: list[Sentence] = field(default_factory=list)
+    started_ms: int | None = None  # media time of its first played frame
+    ended_ms: int | None = None
+    interrupted: bool = False
+    closed: bool = False  # no more sentences will be added
+    reply_from: int | None = None  # index of the first sentence of the reply (after an acknowledgement)
+
+    def spoken_text(self) -> str:
+        """The words played so far; a sentence cut mid-way keeps the share of words that was played."""
+        words: list[str] = []
+        for sentence in self.sentences:
+            parts = sentence.text.split()
+            if sentence.samples and sentence.played >= sentence.samples and sentence.complete:
+                words += parts
+            elif sentence.played:
+                share = sentence.played / max(sentence.samples, 1)
+                words += parts[:math.floor(len(parts) * share)]
+                break
+            else:
+                break
+        return " ".join(words)
+
+    @property
+    def full_text(self) -> str:
+        return " ".join(s.text for s in self.sentences)
+
+
+class Playback:
+    """Frames queued by the dialog task, pulled one per 20 ms by the leg. Runs on the event loop thread."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self._frames: deque[tuple[AudioFrame, Sentence]] = deque()
+        self.current: Utterance | None = None
+        self.paused = False  # the candidate started talking: hold the rest until we know it's a barge-in
+
+    @property
+    def queued(self) -> int:
+        """Frames ready to play."""
+        return len(self._frames)
+
+    @property
+    def active(self) -> bool:
+        """True while an utterance is playing or still being synthesized."""
+        return self.current is not None and not self.current_finished
+
+    @property
+    def current_finished(self) -> bool:
+        u = self.current
+        return u is None or u.interrupted or (u.closed and not self._frames
+                                              and all(s.complete for s in u.sentences))
+
+    def begin(self) -> Utterance:
+        self._frames.clear()
+        self.paused = False
+        self.current = Utterance()
+        return self.current
+
+    def add_sentence(self, text: str) -> Sentence:
+        assert self.current is not None
+        sentence = Sentence(text)
+        self.current.sentences.append(sentence)
+        return sentence
+
+    def enqueue(self, sentence: Sentence, frames: list[AudioFrame], *, last: bool = False) -> None:
+        if self.current is None or self.current.interrupted:
+            return  # synthesis that finishes after a barge-in is dropped
+        for frame in frames:
+            self._frames.append((frame, sentence))
+            sentence.samples += frame.samples
+        sentence.complete = sentence.complete or last
+
+    def pull(self, now_ms: int) -> AudioFrame:
+        if not self._frames or self.paused:
+            return silence(self.sample_rate)  # underrun or idle: the line carries silence, never stalls
+        frame, sentence = self._frames.popleft()
+        sentence.played += frame.samples
+        if self.current is not None:
+            if self.current.started_ms is None:
+                self.current.started_ms = now_ms
+            self.current.ended_ms = now_ms + 20
+        return frame
+
+    def interrupt(self) -> Utterance | None:
+        """Barge-in: drop everything not yet played, at once."""
+        self._frames.clear()
+        self.paused = False
+        if self.current is not None and not self.current_finished:
+            self.current.interrupted = True
+            return self.current
+        return None

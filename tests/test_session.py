@@ -1,0 +1,156 @@
+"""InterviewSession end to end in-process: a simulated candidate (scripted answers in a Piper voice, sent
+at 8 kHz through G.711) talks to the real engines (webrtcvad, Whisper tiny.en, Piper) and the real store."""
+from __future__ import annotations
+
+import dataclasses
+import wave
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from config.settings import SttSettings, TtsSettings, VoiceSettings
+from config.templates import InterviewTemplate
+from dialer.simulator import CandidateScript, SimulatedCandidate, run_call
+from ivr.engines import VoiceEngines
+from ivr.session import ClearPlayback, InterviewSession
+from ivr.stt.whisper_stt import WhisperStt
+from ivr.tts.piper_tts import PiperTts
+from models.store import SessionStore
+from voice import word_error_rate
+
+CONSENT = "Yes, that's fine."
+CONCRETE = (
+    "I always speak slowly and I repeat the customer's question back to make sure I understood it.",
+    "Last March a customer called about a double charge, so I apologized and refunded forty dollars on the call.",
+    "I restarted the router with the customer step by step, and then I wrote down the fix for my team.",
+    "I can work evenings and weekends, and I have not missed a single shift in two years.",
+)
+
+
+@pytest.fixture(scope="module")
+def engines() -> VoiceEngines:
+    return VoiceEngines(stt=WhisperStt(SttSettings()), tts=PiperTts(TtsSettings()), llm=None)
+
+
+def start_session(store: SessionStore, template: InterviewTemplate, engines: VoiceEngines, tmp_path: Path,
+                  voice: VoiceSettings = VoiceSettings()) -> InterviewSession:
+    position = store.create_position(template)
+    candidate, _ = store.upsert_candidate({"name": "Ana Ruiz", "phone": "+14155550100", "timezone": "UTC"})
+    interview, _ = store.create_interview(candidate_id=candidate.id, position_id=position.id, channel="sip",
+                                          expires_at=store.clock() + timedelta(days=1))
+    store.transition(interview.id, "dialing")
+    store.transition(interview.id, "in_progress")
+    return InterviewSession(store=store, interview_id=interview.id, template=template, candidate_name="Ana",
+                            engines=engines, voice=voice, sample_rate=8000,
+                            recording_path=tmp_path / f"{interview.id}.wav")
+
+
+def channel_rms(path: Path) -> tuple[float, float]:
+    with wave.open(str(path)) as wav:
+        assert wav.getnchannels() == 2 and wav.getframerate() == 8000
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).reshape(-1, 2).astype(np.float64)
+    return float(np.sqrt(np.mean(pcm[:, 0] ** 2))), float(np.sqrt(np.mean(pcm[:, 1] ** 2)))
+
+
+async def test_full_interview_is_transcribed_and_stored(store, sample_template, engines, tmp_path) -> None:
+    session = start_session(store, sample_template, engines, tmp_path)
+    candidate = SimulatedCandidate(CandidateScript("concrete", (CONSENT, *CONCRETE)))
+    status = await run_call(session, candidate)
+    assert status == "completed"
+    turns = store.turns(session.interview_id)
+    agent = [t for t in turns if t.role == "agent"]
+    spoken = [t for t in turns if t.role == "candidate"]
+    assert "Ana" in agent[0].text and sample_template.company in agent[0].text  # the greeting was played
+    assert len(spoken) == len(candidate.said) == 5
+    wer = word_error_rate(" ".join(a.text for a in candidate.said), " ".join(t.text for t in spoken))
+    assert wer <= 0.15, [t.text for t in spoken]
+    assert all(t.stt_confidence is not None and 0 <= t.stt_confidence <= 1 for t in spoken)
+    assert [q.factor for q in session.interviewer.asked if q.kind == "main"] == \
+        [f.name for f in sample_template.factors]
+    assert sample_template.closing.split(".")[0] in agent[-1].text
+    assert [t.turn_number for t in turns] == list(range(1, len(turns) + 1))
+    assert all(a.start_ms < a.end_ms for a in turns) and turns == sorted(turns, key=lambda t: t.start_ms)
+    interview = store.get_interview(session.interview_id)
+    left, right = channel_rms(Path(interview.recording_path))
+    assert left > 100 and right > 100  # both sides of the call are in the recording
+
+
+async def test_vague_answer_gets_a_follow_up(store, sample_template, engines, tmp_path) -> None:
+    session = start_session(store, sample_template, engines, tmp_path)
+    answers = (CONSENT, "I guess I'm okay at it.", CONCRETE[0], *CONCRETE[1:])
+    status = await run_call(session, SimulatedCandidate(CandidateScript("vague", answers)))
+    assert status == "completed"
+    asked = session.interviewer.asked
+    first_factor = sample_template.factors[0].name
+    assert [q.kind for q in asked if q.factor == first_factor] == ["main", "follow_up"]
+    follow_up = next(q for q in asked if q.kind == "follow_up")
+    agent_texts = [t.text for t in store.turns(session.interview_id) if t.role == "agent"]
+    assert any(follow_up.question in text for text in agent_texts)
+
+
+async def test_barge_in_stops_playback_and_keeps_only_what_was_heard(store, sample_template, engines,
+                                                                      tmp_path) -> None:
+    session = start_session(store, sample_template, engines, tmp_path)
+    script = CandidateScript("interrupts", (CONSENT, *CONCRETE), interrupt_answer=1, interrupt_after_ms=1200)
+    candidate = SimulatedCandidate(script)
+    controls: list = []
+    await run_call(session, candidate, controls=controls)
+    assert any(isinstance(c, ClearPlayback) for c in controls)
+    cut = [t for t in store.turns(session.interview_id) if t.interrupted]
+    assert len(cut) == 1
+    question = session.interviewer.asked[0].question
+    full = next(t for t in store.turns(session.interview_id) if t.role == "agent" and t.turn_number > 1)
+    assert cut[0] is not None and len(cut[0].text.split()) < len((full.text + " " + question).split())
+    barged = candidate.said[1]
+    assert barged.barged_in
+    # Playback stopped within a frame of the barge-in decision (barge_in_ms of voiced speech + VAD onset).
+    assert cut[0].end_ms - barged.start_ms <= session.voice.barge_in_ms + 200
+    with wave.open(session.recorder.path.as_posix()) as wav:
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).reshape(-1, 2)
+    after = pcm[(cut[0].end_ms + 20) * 8:(cut[0].end_ms + 400) * 8, 1].astype(np.float64)
+    assert np.sqrt(np.mean(after ** 2)) < 50  # the AI's channel went quiet at once
+
+
+async def test_silence_gets_a_reprompt_then_goodbye(store, sample_template, engines, tmp_path) -> None:
+    session = start_session(store, sample_template, engines, tmp_path)
+    status = await run_call(session, SimulatedCandidate(CandidateScript("silent", (CONSENT,), silent_from=1)))
+    assert status == "completed"
+    kinds = [r for r in session.interviewer.asked]
+    agent = [t.text for t in store.turns(session.interview_id) if t.role == "agent"]
+    assert len(agent) >= 4  # greeting+consent, first question, re-prompt, goodbye
+    assert session.media_ms >= 2 * sample_template.silence_reprompt_s * 1000
+    assert kinds and session.interviewer.finished
+
+
+async def test_hang_up_mid_interview_is_partial_and_keeps_the_transcript(store, sample_template, engines,
+                                                                         tmp_path) -> None:
+    session = start_session(store, sample_template, engines, tmp_path)
+    script = CandidateScript("hangs up", (CONSENT, *CONCRETE), hang_up_after=2)
+    assert await run_call(session, SimulatedCandidate(script)) == "partial"
+    interview = store.get_interview(session.interview_id)
+    assert interview.status == "partial" and interview.recording_path
+    assert [t.role for t in store.turns(session.interview_id)].count("candidate") == 2
+
+
+async def test_backchannel_does_not_interrupt(store, sample_template, engines, tmp_path) -> None:
+    session = start_session(store, sample_template, engines, tmp_path)
+    script = CandidateScript("nods along", (CONSENT,), silent_from=1, backchannel_after_ms=1500)
+    candidate = SimulatedCandidate(script)
+    await run_call(session, candidate)
+    turns = store.turns(session.interview_id)
+    assert candidate._backchannel_done  # it did say "Mm-hmm." over the AI
+    assert not any(t.interrupted for t in turns)  # playback paused at most, then went on
+    assert turns[0].role == "agent" and turns[0].text == " ".join(session.interviewer.opening().say)
+    assert not any("mm" in t.text.lower() for t in turns if t.role == "candidate")
+
+
+async def test_inactivity_ends_the_interview_and_keeps_the_transcript(store, sample_template, engines,
+                                                                      tmp_path) -> None:
+    template = dataclasses.replace(sample_template, silence_reprompt_s=60, inactivity_timeout_s=12)
+    session = start_session(store, template, engines, tmp_path)
+    status = await run_call(session, SimulatedCandidate(CandidateScript("leaves", (CONSENT,), silent_from=1)))
+    assert status == "completed"
+    assert session.interviewer.end_reason == "inactivity"
+    assert [t.role for t in store.turns(session.interview_id)].count("candidate") == 1
