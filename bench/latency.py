@@ -22,33 +22,15 @@ import numpy as np
 
 from config.settings import Settings
 from config.templates import load_template_file, sample_template_path
-from dialer.simulator import CandidateScript, SimulatedCandidate, candidate_audio, run_call
+from dialer.simulator import SAMPLE_SCRIPTS, SPEECH_RMS, CandidateScript, SimulatedCandidate, candidate_audio, rms, run_call
 from ivr.engines import load_engines
 from ivr.frames import AudioFrame
 from ivr.llm.base import ChatMessage
 from ivr.session import InterviewSession
 from models.store import SessionStore
 
-SCRIPTS = (
-    CandidateScript("concrete", (
-        "Yes, that's fine, go ahead.",
-        "I speak clearly and slowly, and I always confirm what the customer needs before I act.",
-        "Last March a customer called about a double charge. I apologized, refunded forty dollars and "
-        "emailed him the next day.",
-        "I check the knowledge base first, then I test one fix at a time and write down what worked.",
-        "I can work evenings and weekends, and I have not missed a shift in two years.",
-    )),
-    CandidateScript("vague", (
-        "Sure.",
-        "I guess I'm pretty good at talking.",
-        "Once a client was angry because his order was late. I listened, tracked the package and "
-        "called him back the same afternoon.",
-        "It depends on the problem really.",
-        "Last week a router would not connect, so I reset it step by step with the customer and it worked.",
-        "Mostly evenings, maybe weekends too.",
-        "Yes, I can work Saturdays and Sundays, and I have a car to get to the site.",
-    )),
-)
+SCRIPTS = SAMPLE_SCRIPTS[:2]  # the ones that go through the whole interview
+
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -89,7 +71,7 @@ class HeardLog:
         self.loud_at: list[int] = []
 
     def hear(self, at_ms: int, frame: AudioFrame) -> None:
-        if float(np.sqrt(np.mean(frame.as_array().astype(np.float64) ** 2))) > 300:
+        if rms(frame) > SPEECH_RMS:
             self.loud_at.append(at_ms)
 
     def first_after(self, ms: int) -> int | None:
@@ -147,9 +129,9 @@ async def main() -> None:
             session, simulated, heard, status = await interview(engines, settings, store, template, script)
             timings += session.timings
             for answer in simulated.said:
-                first = heard.first_after(answer.end_ms)
+                first = heard.first_after(answer.last_word_ms)
                 if first is not None:
-                    heard_totals.append(first - answer.end_ms)
+                    heard_totals.append(first - answer.last_word_ms)
             print(f"  interview {script_index} ({script.name}): {status}, {len(session.timings)} replies")
         store.close()
     llm_first = await llm_first_tokens(engines, 20)

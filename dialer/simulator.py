@@ -70,12 +70,46 @@ class CandidateScript:
     backchannel_after_ms: int | None = None  # say "Mm-hmm." once, this far into the AI's first speech
 
 
+# Candidates the demo and the benchmarks call: concrete answers, vague ones that earn follow-ups, and
+# one who hangs up part-way through.
+SAMPLE_SCRIPTS: tuple[CandidateScript, ...] = (
+    CandidateScript("concrete", (
+        "Yes, that's fine, go ahead.",
+        "I would open the bill with the customer and go line by line. Last month a promotion ended, so I "
+        "would show them the five dollar increase and when it started.",
+        "Last March a customer called about a double charge. I apologized, refunded forty dollars on the "
+        "call and emailed him the next day.",
+        "First I would check the tracking and the delivery photo with the customer. Then I would open a "
+        "claim with the carrier and send a replacement the same day.",
+        "I can work evenings and weekends, and I have not missed a shift in two years.",
+    )),
+    CandidateScript("vague", (
+        "Sure.",
+        "I guess I'm pretty good at talking.",
+        "When a customer was confused by her bill, I explained each charge in plain words and checked "
+        "that she understood.",
+        "It depends on the person really.",
+        "Once a client was angry because his order was late. I listened, tracked the package and called "
+        "him back the same afternoon.",
+        "Last week a router would not connect, so I reset it step by step with the customer and it worked.",
+        "Mostly evenings, maybe weekends too.",
+        "Yes, I can work Saturdays and Sundays, and I have a car to get to the site.",
+    )),
+    CandidateScript("hangs up", (
+        "Yes, go ahead.",
+        "I keep my sentences short and I always check that the caller has understood me.",
+        "Sorry, I have to go now.",
+    ), hang_up_after=3),
+)
+
+
 @dataclass
 class SpokenAnswer:
     text: str
     start_ms: int
-    end_ms: int
+    end_ms: int  # when its audio ended, trailing quiet included
     barged_in: bool
+    last_word_ms: int = 0  # when its last loud frame ended: where "the candidate stopped speaking"
 
 
 @dataclass
@@ -94,7 +128,7 @@ class SimulatedCandidate:
     def step(self, heard: AudioFrame) -> AudioFrame | None:
         """Hear one 20 ms frame from the AI, say one back. None means the candidate hangs up."""
         self.now_ms += 20
-        loud = float(np.sqrt(np.mean(heard.as_array().astype(np.float64) ** 2))) > SPEECH_RMS
+        loud = rms(heard) > SPEECH_RMS
         if loud:
             self._heard_ai, self._quiet_ms = True, 0
             self._ai_talking_ms += 20
@@ -147,8 +181,14 @@ class SimulatedCandidate:
     def _start_answer(self, index: int, *, barged_in: bool) -> None:
         text = self.script.answers[index]
         self._speaking = frames_of(candidate_audio(text, self.sample_rate), self.sample_rate)
-        self.said.append(SpokenAnswer(text, self.now_ms, self.now_ms, barged_in))
+        loud = [i for i, frame in enumerate(self._speaking) if rms(frame) > SPEECH_RMS]
+        last_word_ms = self.now_ms + 20 * (loud[-1] + 1 if loud else 0)
+        self.said.append(SpokenAnswer(text, self.now_ms, self.now_ms, barged_in, last_word_ms))
         self._heard_ai, self._wait_ms = False, None
+
+
+def rms(frame: AudioFrame) -> float:
+    return float(np.sqrt(np.mean(frame.as_array().astype(np.float64) ** 2)))
 
 
 async def run_call(session, candidate: SimulatedCandidate, *, realtime: bool = False,

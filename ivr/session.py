@@ -27,7 +27,7 @@ from config.templates import InterviewTemplate
 from ivr.answers import Intent, detect_intent, is_backchannel
 from ivr.engines import VoiceEngines
 from ivr.frames import AudioFrame, FrameChunker, frames_of
-from ivr.interviewer import Interviewer, Reply
+from ivr.interviewer import GOODBYE, Interviewer, Reply, sentences
 from ivr.phrasing import FollowUpPhraser
 from ivr.playback import Playback, Utterance
 from ivr.recording import StereoRecorder
@@ -41,6 +41,7 @@ from models.store import SessionStore
 log = logging.getLogger("phonescreen.ivr")
 PREROLL_MS = 300  # audio kept from before speech was confirmed, so the first syllable reaches STT
 BARGE_IN_CONFIRM = 2  # speech this many times barge_in_ms long is an interruption whatever it says
+FIXED_KINDS = frozenset({"reprompt", "goodbye"})  # replies whose wording never depends on the candidate
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class _SttJob:
     """The STT stream of one candidate turn, fed on its own thread so decoding never delays frames."""
     frames: "queue.Queue[AudioFrame | None]" = field(default_factory=queue.Queue)
     result: "asyncio.Future[Transcript]" = None  # type: ignore[assignment]
+    over_ai: bool = False  # it began while the AI was talking: a nod may be just that
 
 
 class InterviewSession:
@@ -123,13 +125,16 @@ class InterviewSession:
         self._timed_out = False
         self._pending: TurnTiming | None = None  # the reply being worked out, until its audio starts
         self._endpoint_wall = 0.0
+        self._begun_at_endpoint = 0
         self._ack_timer: asyncio.TimerHandle | None = None
         self._ack_index = 0
-        self._done = asyncio.Event()  # the current utterance finished playing or was interrupted
         self._hung_up = asyncio.Event()
         self._last_frame_wall = time.monotonic()
         self._ended = False
         self._collecting: set[asyncio.Task] = set()  # turns whose final transcript is still coming
+        # Lines every candidate of this template hears word for word: synthesized once per process.
+        self._fixed_phrases = frozenset({*ACKNOWLEDGEMENTS, *sentences(template.consent),
+                                         *sentences(template.closing), GOODBYE})
 
     # -- the leg's side ----------------------------------------------------------------------------
     def push_audio(self, frame: AudioFrame) -> None:
@@ -162,10 +167,9 @@ class InterviewSession:
         if self.recorder:
             self.recorder.agent(frame.pcm)
         utterance = self.playback.current
-        if utterance is not None and utterance.started_ms is not None and self._pending is not None:
+        if self._pending is not None and self.playback.begun > self._begun_at_endpoint \
+                and utterance.started_ms is not None:
             self._note_first_audio(utterance)
-        if utterance is not None and self.playback.current_finished:
-            self._done.set()
         return frame
 
     def push_dtmf(self, digit: str) -> None:
@@ -205,7 +209,7 @@ class InterviewSession:
         self._silence_ms = 0
         self._partial = ""
         self._drop_stt()
-        job = _SttJob(result=asyncio.get_running_loop().create_future())
+        job = _SttJob(result=asyncio.get_running_loop().create_future(), over_ai=self.playback.active)
         for frame in self._preroll:
             job.frames.put(frame)
         self._stt = job
@@ -252,6 +256,7 @@ class InterviewSession:
         self._endpoint_wall = time.monotonic()
         timing = TurnTiming(endpoint_delay_ms=event.silence_ms)
         self._pending = timing
+        self._begun_at_endpoint = self.playback.begun  # only audio begun after this answers the turn
         if not self.playback.active:
             delay = self.voice.reply_deadline_ms / 1000
             self._ack_timer = asyncio.get_running_loop().call_later(delay, self._acknowledge, timing)
@@ -266,7 +271,8 @@ class InterviewSession:
             transcript = Transcript("", True)
         timing.stt_final_ms = (time.monotonic() - self._endpoint_wall) * 1000
         text = transcript.text.strip()
-        if not text or (self.playback.active and self._backchannel(text, event.end_ms - event.start_ms)):
+        if not text or (job.over_ai and self.playback.active and
+                        self._backchannel(text, event.end_ms - event.start_ms)):
             self.playback.paused = False  # noise or "mm-hmm" over the AI: carry on where it paused
             self._cancel_pending()
             return
@@ -299,8 +305,7 @@ class InterviewSession:
             self._interrupt()
 
     def _interrupt(self) -> None:
-        if self.playback.interrupt() is not None:
-            self._done.set()
+        self.playback.interrupt()
 
     def _advance_timers(self) -> None:
         if self._timed_out:
@@ -338,14 +343,10 @@ class InterviewSession:
             return
         text = ACKNOWLEDGEMENTS[self._ack_index % len(ACKNOWLEDGEMENTS)]
         self._ack_index += 1
-        self._begin_utterance()
-        sentence = self.playback.add_sentence(text)
-        self.playback.enqueue(sentence, frames_of(self.phrases.get(text), self.sample_rate), last=True)
+        utterance = self.playback.begin()
+        sentence = self.playback.add_sentence(utterance, text)
+        self.playback.enqueue(utterance, sentence, frames_of(self.phrases.get(text), self.sample_rate), last=True)
         timing.acknowledged = True
-
-    def _begin_utterance(self) -> Utterance:
-        self._done.clear()
-        return self.playback.begin()
 
     def _note_first_audio(self, utterance: Utterance) -> None:
         timing = self._pending
@@ -363,7 +364,7 @@ class InterviewSession:
         if self._ack_timer is not None:
             self._ack_timer.cancel()
         if self._pending is not None and self._pending.acknowledged and self.playback.current is not None:
-            self.playback.current.closed = True  # the acknowledgement stands alone: let it end
+            self.playback.close(self.playback.current)  # the acknowledgement stands alone: let it end
         self._pending = None
         self.idle.set()
 
@@ -379,22 +380,20 @@ class InterviewSession:
         acknowledging = timing is not None and timing.acknowledged and utterance is not None \
             and not utterance.interrupted and not utterance.closed
         if not acknowledging:
-            utterance = self._begin_utterance()
+            utterance = self.playback.begin()
         utterance.reply_from = len(utterance.sentences)  # what follows is the reply, after any acknowledgement
         ready_wall = time.monotonic()
         for text in reply.say:
-            if utterance.interrupted or self._hung_up.is_set():
-                break
-            sentence = self.playback.add_sentence(text)
-            async for pcm in self._synthesize(text):
+            if utterance.done.is_set() or self._hung_up.is_set():
+                break  # interrupted or replaced: nothing more of it will be heard
+            sentence = self.playback.add_sentence(utterance, text)
+            async for pcm in self._synthesize(text, cached=reply.kind in FIXED_KINDS):
                 if timing is not None and timing.tts_first_audio_ms is None:
                     timing.tts_first_audio_ms = (time.monotonic() - ready_wall) * 1000
-                self.playback.enqueue(sentence, frames_of(pcm, self.sample_rate))
-            self.playback.enqueue(sentence, [], last=True)
-        utterance.closed = True
-        if self.playback.current_finished:
-            self._done.set()
-        await self._wait_played()
+                self.playback.enqueue(utterance, sentence, frames_of(pcm, self.sample_rate))
+            self.playback.enqueue(utterance, sentence, [], last=True)
+        self.playback.close(utterance)
+        await self._wait_played(utterance)
         cut = utterance.interrupted or self._hung_up.is_set()
         spoken = utterance.spoken_text() if cut else utterance.full_text
         if spoken:
@@ -406,9 +405,10 @@ class InterviewSession:
         if self._pending is timing:
             self._cancel_pending()
 
-    async def _synthesize(self, text: str):
-        """TTS on the thread pool, chunks handed back as they are made, at the leg's rate."""
-        if _is_fixed_phrase(text):
+    async def _synthesize(self, text: str, *, cached: bool = False):
+        """TTS on the thread pool, chunks handed back as they are made, at the leg's rate. Fixed phrases
+        (the same for every candidate) come from the process-wide phrase cache."""
+        if cached or text in self._fixed_phrases:
             yield await asyncio.get_running_loop().run_in_executor(self.engines.executor, self.phrases.get, text)
             return
         loop = asyncio.get_running_loop()
@@ -430,8 +430,8 @@ class InterviewSession:
                 return
             yield item
 
-    async def _wait_played(self) -> None:
-        done = asyncio.ensure_future(self._done.wait())
+    async def _wait_played(self, utterance: Utterance) -> None:
+        done = asyncio.ensure_future(utterance.done.wait())
         hung_up = asyncio.ensure_future(self._hung_up.wait())
         await asyncio.wait({done, hung_up}, return_when=asyncio.FIRST_COMPLETED)
         for task in (done, hung_up):
@@ -442,8 +442,10 @@ class InterviewSession:
         """The whole interview. Returns the final status (completed, or partial if the line dropped)."""
         watchdog = asyncio.create_task(self._watch_stalled_line())
         try:
-            await asyncio.get_running_loop().run_in_executor(self.engines.executor, self.phrases.warm,
-                                                             [*ACKNOWLEDGEMENTS])
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.engines.executor, self.phrases.warm, ACKNOWLEDGEMENTS)
+            # The template's fixed lines are made while the greeting plays, once per process.
+            loop.run_in_executor(self.engines.executor, self.phrases.warm, self._fixed_phrases)
             reply = self.interviewer.opening()
             await self._say(reply)
             while not reply.end_call and not self._hung_up.is_set():
@@ -459,6 +461,7 @@ class InterviewSession:
             log.exception("interview session failed", extra={"interview_id": self.interview_id})
             self.status = Status.PARTIAL  # every turn so far is stored; the call itself is lost
         finally:
+            self.status = self.status or Status.PARTIAL  # cancelled (worker shutdown): the call was cut short
             self._ended = True
             watchdog.cancel()
             self._drop_stt()
@@ -516,10 +519,6 @@ def _resolve(future: asyncio.Future, value: object, error: BaseException | None)
         future.set_exception(error)
     else:
         future.set_result(value)
-
-
-def _is_fixed_phrase(text: str) -> bool:
-    return text in ACKNOWLEDGEMENTS
 
 
 def _clean(text: str) -> str:

@@ -1,8 +1,11 @@
-"""`phonescreen demo`: the main job on embedded defaults, end to end over real HTTP on 127.0.0.1.
+"""`phonescreen demo`: the main job on embedded defaults, end to end on 127.0.0.1.
 
-Today it runs the hiring team's flow through the REST API: import the sample call-center position,
-upload candidates from CSV (one row is deliberately broken), register a signed webhook, schedule an
-interview per candidate and follow the events. The voice engine and phone channels add real calls here."""
+The hiring team's flow through the REST API (import the sample call-center position, upload candidates
+from CSV with one broken row, register a signed webhook, schedule an interview per candidate), then a
+batch of voice interviews: simulated candidates with different scripts (concrete answers, vague ones,
+one who hangs up) talk to the real voice engine (webrtcvad, Whisper, Piper, SmolLM2) over an in-process
+line, and the stored transcripts are read back through the API. The SIP channel puts the same calls
+behind real phones."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +23,7 @@ from aiohttp import web
 
 from config.settings import ServerSettings, Settings, StoreSettings, WebhookSettings
 from config.templates import sample_template_path
+from dialer.simulator import SAMPLE_SCRIPTS
 from models.store import SessionStore
 from server.app import make_app
 from server.auth import SCOPES
@@ -117,13 +121,17 @@ async def run_demo(data_dir: Path, keep_serving: bool) -> int:
             _show("list scheduled interviews", status, f"total {listing['total']}")
             status, document = await _call(http, "GET", f"{base}/openapi.json")
             _show("OpenAPI document", status, f"{len(document['paths'])} paths")
+            await interview_batch(settings, store, [i["id"] for i in interviews[:len(SAMPLE_SCRIPTS)]])
+            for interview in interviews[:len(SAMPLE_SCRIPTS)]:
+                status, record = await _call(http, "GET", f"{base}/interviews/{interview['id']}")
+                print_transcript(record)
             for _ in range(50):  # the dispatcher polls every second; wait boundedly for the deliveries
-                if receiver.received:
+                if len(receiver.received) >= len(SAMPLE_SCRIPTS) * 4:
                     break
                 await asyncio.sleep(0.1)
             signed = sum(ok for ok, _ in receiver.received)
             print(f"\n  webhooks received by the stand-in ATS: {len(receiver.received)}, signatures valid: {signed}")
-        print("\nScheduled interviews are dialed once the SIP channel lands (see the issues in ARCHITECTURE.md).")
+        print(f"\n  recordings (stereo WAV: candidate left, AI right) in {settings.store.recordings_dir}")
         if keep_serving:
             print(f"\nServing on {settings.public_url} — API key (shown once): {api_key}\nCtrl-C to stop.")
             await asyncio.Event().wait()
@@ -132,6 +140,39 @@ async def run_demo(data_dir: Path, keep_serving: bool) -> int:
         await runner.cleanup()
         await receiver_runner.cleanup()
         store.close()
+
+
+async def interview_batch(settings: Settings, store: SessionStore, interview_ids: list[str]) -> None:
+    """One simulated candidate per interview, all at once, through the real voice engine."""
+    from dialer.simulator import SimulatedCandidate, run_call
+    from ivr.engines import load_engines
+    from ivr.session import InterviewSession
+    print(f"\n  calling {len(interview_ids)} simulated candidates (loading Whisper, Piper and SmolLM2)...")
+    engines = load_engines(settings, "en")
+
+    async def call(interview_id: str, script) -> str:
+        interview = store.get_interview(interview_id)
+        candidate = store.get_candidate(interview.candidate_id)
+        position = store.get_position(interview.position_id, interview.position_version)
+        for status in ("dialing", "ringing", "in_progress"):  # what the SIP leg reports as the call connects
+            store.transition(interview_id, status)
+        session = InterviewSession(store=store, interview_id=interview_id, template=position.template,
+                                   candidate_name=candidate.name.split()[0], engines=engines,
+                                   voice=settings.voice, sample_rate=8000,
+                                   recording_path=Path(settings.store.recordings_dir) / f"{interview_id}.wav")
+        return await run_call(session, SimulatedCandidate(script))
+
+    started = time.monotonic()
+    outcomes = await asyncio.gather(*(call(i, s) for i, s in zip(interview_ids, SAMPLE_SCRIPTS)))
+    print(f"  {len(outcomes)} interviews finished in {time.monotonic() - started:.0f} s: {', '.join(outcomes)}")
+
+
+def print_transcript(record: dict[str, Any]) -> None:
+    print(f"\n  {record['id']} — {record['status']}, {len(record['turns'])} turns")
+    for turn in record["turns"]:
+        cut = " [interrupted]" if turn["interrupted"] else ""
+        who = "AI " if turn["role"] == "agent" else "CAN"
+        print(f"    {turn['startMs'] / 1000:6.1f}s {who} {turn['text']}{cut}")
 
 
 def demo_command(args: argparse.Namespace) -> int:

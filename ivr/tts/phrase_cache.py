@@ -12,7 +12,8 @@ from ivr.resample import resample
 from ivr.tts.base import TextToSpeech
 
 # Short fillers for when a reply is late; warm these with the template's own phrases.
-ACKNOWLEDGEMENTS = ("Okay.", "Thank you.", "I see.", "Got it.", "Alright.")
+# Not "Thank you.": the interviewer's own replies often start with it.
+ACKNOWLEDGEMENTS = ("Okay.", "Alright.", "Got it.", "Right.", "I see.")
 
 
 class PhraseCache:
