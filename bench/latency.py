@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,6 @@ from config.templates import load_template_file, sample_template_path
 from dialer.simulator import SAMPLE_SCRIPTS, SPEECH_RMS, CandidateScript, SimulatedCandidate, candidate_audio, rms, run_call
 from ivr.engines import load_engines
 from ivr.frames import AudioFrame
-from ivr.llm.base import ChatMessage
 from ivr.session import InterviewSession
 from models.store import SessionStore
 
@@ -51,8 +49,7 @@ async def interview(engines, settings: Settings, store: SessionStore, template, 
                                        expires_at=store.clock() + timedelta(days=1))
     store.transition(record.id, "dialing")
     store.transition(record.id, "in_progress")
-    session = InterviewSession(store=store, interview_id=record.id, template=template, candidate_name="Bench",
-                               engines=engines, voice=settings.voice, sample_rate=8000)
+    session = InterviewSession.for_interview(store, record.id, engines=engines, voice=settings.voice)
     heard = HeardLog()
     simulated = SimulatedCandidate(script)
     original_step = simulated.step
@@ -153,7 +150,7 @@ async def main() -> None:
     print(f"{'replies covered by an acknowledgement':<46} {acked}/{len(timings)}")
     print(row("STT real-time factor", [v * 1000 for v in stt_rtf], unit="‰ "))
     print(row("TTS real-time factor", [v * 1000 for v in tts_rtf], unit="‰ "))
-    print(f"target: total p50 <= 600 ms, p95 <= 1000 ms")
+    print("target: total p50 <= 600 ms, p95 <= 1000 ms")
 
 
 if __name__ == "__main__":

@@ -136,6 +136,19 @@ class InterviewSession:
         self._fixed_phrases = frozenset({*ACKNOWLEDGEMENTS, *sentences(template.consent),
                                          *sentences(template.closing), GOODBYE})
 
+    @classmethod
+    def for_interview(cls, store: SessionStore, interview_id: str, *, engines: VoiceEngines, voice: VoiceSettings,
+                      sample_rate: int = 8000, recordings_dir: str | Path | None = None) -> "InterviewSession":
+        """The session of a stored interview: the template at the interview's position version, the
+        candidate's first name, and a recording in `recordings_dir`."""
+        interview = store.get_interview(interview_id)
+        position = store.get_position(interview.position_id, interview.position_version)
+        candidate = store.get_candidate(interview.candidate_id)
+        recording = Path(recordings_dir) / f"{interview_id}.wav" if recordings_dir else None
+        return cls(store=store, interview_id=interview_id, template=position.template,
+                   candidate_name=candidate.name.split()[0], engines=engines, voice=voice,
+                   sample_rate=sample_rate, recording_path=recording)
+
     # -- the leg's side ----------------------------------------------------------------------------
     def push_audio(self, frame: AudioFrame) -> None:
         """One received 20 ms frame. Cheap: VAD, endpointing and a hand-off to the STT thread."""

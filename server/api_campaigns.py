@@ -10,7 +10,7 @@ from models.campaign_settings import (ATTEMPTS_PER_SECOND, DEFAULT_WINDOW, HHMM,
                                       MAX_CONCURRENT_CALLS, RETRY_DEFAULT_DELAY_S, RETRY_DELAY_S,
                                       RETRY_MAX_ATTEMPTS, RETRY_OUTCOMES, WEEKDAYS, clean_campaign_settings)
 from models.records import Campaign
-from models.store import Conflict, SessionStore
+from models.store import SessionStore
 from models.validation import ValidationError, check_text
 from server.api_interviews import MAX_ID_CHARS, STATUSES, check_channel, check_id
 from server.http import Route, camel, camel_path, camelize, paging, read_json, reject_unknown, store_of

@@ -151,15 +151,10 @@ async def interview_batch(settings: Settings, store: SessionStore, interview_ids
     engines = load_engines(settings, "en")
 
     async def call(interview_id: str, script) -> str:
-        interview = store.get_interview(interview_id)
-        candidate = store.get_candidate(interview.candidate_id)
-        position = store.get_position(interview.position_id, interview.position_version)
         for status in ("dialing", "ringing", "in_progress"):  # what the SIP leg reports as the call connects
             store.transition(interview_id, status)
-        session = InterviewSession(store=store, interview_id=interview_id, template=position.template,
-                                   candidate_name=candidate.name.split()[0], engines=engines,
-                                   voice=settings.voice, sample_rate=8000,
-                                   recording_path=Path(settings.store.recordings_dir) / f"{interview_id}.wav")
+        session = InterviewSession.for_interview(store, interview_id, engines=engines, voice=settings.voice,
+                                                 recordings_dir=settings.store.recordings_dir)
         return await run_call(session, SimulatedCandidate(script))
 
     started = time.monotonic()

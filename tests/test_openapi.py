@@ -9,7 +9,6 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 
 from config.settings import ServerSettings, Settings, StoreSettings
@@ -92,7 +91,7 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path, sample_template) -> 
                         store=StoreSettings(path=str(tmp_path / "fuzz.db")))
     seed = SessionStore(settings.store.path)
     _, secret = seed.create_api_key("fuzz", list(SCOPES))
-    position = seed.create_position(sample_template)  # real ids give the fuzzer something to find
+    seed.create_position(sample_template)  # real ids give the fuzzer something to find
     seed.upsert_candidate({"name": "Ana Ruiz", "phone": "+14155550100", "timezone": "UTC"})
     seed.close()
     with LiveServer(settings, settings.store.path):

@@ -42,9 +42,7 @@ def start_session(store: SessionStore, template: InterviewTemplate, engines: Voi
                                           expires_at=store.clock() + timedelta(days=1))
     store.transition(interview.id, "dialing")
     store.transition(interview.id, "in_progress")
-    return InterviewSession(store=store, interview_id=interview.id, template=template, candidate_name="Ana",
-                            engines=engines, voice=voice, sample_rate=8000,
-                            recording_path=tmp_path / f"{interview.id}.wav")
+    return InterviewSession.for_interview(store, interview.id, engines=engines, voice=voice, recordings_dir=tmp_path)
 
 
 def channel_rms(path: Path) -> tuple[float, float]:
