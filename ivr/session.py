@@ -90,9 +90,9 @@ class _Signal:
 @dataclass
 class _SttJob:
     """The STT stream of one candidate turn, fed on its own thread so decoding never delays frames."""
-    frames: "queue.Queue[AudioFrame | None]" = field(default_factory=queue.Queue)
-    result: "asyncio.Future[Transcript]" = None  # type: ignore[assignment]
+    result: "asyncio.Future[Transcript]"
     over_ai: bool = False  # it began while the AI was talking: a nod may be just that
+    frames: "queue.Queue[AudioFrame | None]" = field(default_factory=queue.Queue)
 
 
 class InterviewSession:
