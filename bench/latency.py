@@ -21,7 +21,8 @@ import numpy as np
 
 from config.settings import Settings
 from config.templates import load_template_file, sample_template_path
-from dialer.simulator import SAMPLE_SCRIPTS, SPEECH_RMS, CandidateScript, SimulatedCandidate, candidate_audio, rms, run_call
+from dialer.simulator import (SAMPLE_SCRIPTS, SPEECH_RMS, CandidateScript, SimulatedCandidate, candidate_audio,
+                              connected_interview, rms, run_call)
 from ivr.engines import load_engines
 from ivr.frames import AudioFrame
 from ivr.session import InterviewSession
@@ -42,14 +43,8 @@ def row(name: str, values: list[float], unit: str = "ms") -> str:
 
 
 async def interview(engines, settings: Settings, store: SessionStore, template, script: CandidateScript):
-    position = store.create_position(template)
-    candidate, _ = store.upsert_candidate({"name": "Bench Candidate", "phone": "+14155550199", "timezone": "UTC"})
-    from datetime import timedelta
-    record, _ = store.create_interview(candidate_id=candidate.id, position_id=position.id, channel="sip",
-                                       expires_at=store.clock() + timedelta(days=1))
-    store.transition(record.id, "dialing")
-    store.transition(record.id, "in_progress")
-    session = InterviewSession.for_interview(store, record.id, engines=engines, voice=settings.voice)
+    interview_id = connected_interview(store, template, name="Bench Candidate", phone="+14155550199")
+    session = InterviewSession.for_interview(store, interview_id, engines=engines, voice=settings.voice)
     heard = HeardLog()
     simulated = SimulatedCandidate(script)
     original_step = simulated.step

@@ -11,6 +11,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
@@ -185,6 +186,18 @@ class SimulatedCandidate:
         last_word_ms = self.now_ms + 20 * (loud[-1] + 1 if loud else 0)
         self.said.append(SpokenAnswer(text, self.now_ms, self.now_ms, barged_in, last_word_ms))
         self._heard_ai, self._wait_ms = False, None
+
+
+def connected_interview(store, template, *, name: str = "Ana Ruiz", phone: str = "+14155550100") -> str:
+    """A stored interview for a simulated candidate whose call has just connected (in_progress), as the
+    SIP leg leaves it before the conversation starts; returns its id."""
+    position = store.create_position(template)
+    candidate, _ = store.upsert_candidate({"name": name, "phone": phone, "timezone": "UTC"})
+    interview, _ = store.create_interview(candidate_id=candidate.id, position_id=position.id, channel="sip",
+                                          expires_at=store.clock() + timedelta(days=1))
+    for status in ("dialing", "in_progress"):
+        store.transition(interview.id, status)
+    return interview.id
 
 
 def rms(frame: AudioFrame) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import wave
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 
 from config.settings import SttSettings, TtsSettings, VoiceSettings
 from config.templates import InterviewTemplate
-from dialer.simulator import CandidateScript, SimulatedCandidate, run_call
+from dialer.simulator import CandidateScript, SimulatedCandidate, connected_interview, run_call
 from ivr.engines import VoiceEngines
 from ivr.session import ClearPlayback, InterviewSession
 from ivr.stt.whisper_stt import WhisperStt
@@ -36,13 +35,8 @@ def engines() -> VoiceEngines:
 
 def start_session(store: SessionStore, template: InterviewTemplate, engines: VoiceEngines, tmp_path: Path,
                   voice: VoiceSettings = VoiceSettings()) -> InterviewSession:
-    position = store.create_position(template)
-    candidate, _ = store.upsert_candidate({"name": "Ana Ruiz", "phone": "+14155550100", "timezone": "UTC"})
-    interview, _ = store.create_interview(candidate_id=candidate.id, position_id=position.id, channel="sip",
-                                          expires_at=store.clock() + timedelta(days=1))
-    store.transition(interview.id, "dialing")
-    store.transition(interview.id, "in_progress")
-    return InterviewSession.for_interview(store, interview.id, engines=engines, voice=voice, recordings_dir=tmp_path)
+    interview_id = connected_interview(store, template)
+    return InterviewSession.for_interview(store, interview_id, engines=engines, voice=voice, recordings_dir=tmp_path)
 
 
 def channel_rms(path: Path) -> tuple[float, float]:
