@@ -90,6 +90,44 @@ class VoiceSettings:
 
 
 @dataclass(frozen=True)
+class SipSettings:
+    """The SIP trunk and the media workers that place calls (pjsua2, at most 4 calls per process)."""
+    bind_address: str = "127.0.0.1"  # SIP and RTP are bound here
+    port: int = 5080  # SIP port of media worker 0; worker N listens on port + N
+    rtp_port_start: int = 40000  # worker N takes RTP ports from rtp_port_start + N * rtp_ports_per_worker
+    rtp_ports_per_worker: int = 100
+    workers: int = 1  # media worker processes
+    calls_per_worker: int = 4  # pjsua2-python's wheel allows 4
+    from_uri: str = ""  # our identity; empty = sip:interviewer@bind_address:port
+    domain: str = ""  # E.164 numbers are dialed as sip:+NUMBER@domain (through outbound_proxy if set)
+    outbound_proxy: str = ""  # e.g. sip:proxy.example.com;lr
+    registrar: str = ""  # e.g. sip:example.com; empty = no registration
+    username: str = ""  # digest credentials for the trunk
+    password: str = ""
+    realm: str = "*"
+    codecs: str = "PCMU,PCMA"  # in order of preference
+    ring_timeout_s: float = 45.0  # no answer by then: CANCEL, no_answer
+    rtp_timeout_s: float = 10.0  # no RTP this long mid-interview: hang up, partial
+    max_call_s: float = 1800.0  # a hard cap per call, whatever the interview does
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    enabled: bool = False
+    account_sid: str = ""
+    auth_token: str = ""
+    from_number: str = ""  # E.164, a number of the account
+    api_base_url: str = ""  # empty = Twilio's; tests point it at a local double
+    machine_detection: str = ""  # "" (off) | Enable | DetectMessageEnd
+    stream_token_ttl_s: int = 600  # how long the one-time Media Streams token is valid
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    grader: str = "auto"  # auto | feature | llm: auto takes the LLM grader only with an Ollama model
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     dir: str = "var/models"  # where `phonescreen models fetch` puts models
 
@@ -112,6 +150,9 @@ class Settings:
     llm: LlmSettings = field(default_factory=LlmSettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
+    sip: SipSettings = field(default_factory=SipSettings)
+    twilio: TwilioSettings = field(default_factory=TwilioSettings)
+    scoring: ScoringSettings = field(default_factory=ScoringSettings)
     source: str = "defaults"
 
     @property
@@ -143,6 +184,17 @@ _CHECKS = {
     ("voice", "min_speech_ms"): lambda v: 0 <= v <= 2000,
     ("voice", "barge_in_ms"): lambda v: 20 <= v <= 2000,
     ("voice", "reply_deadline_ms"): lambda v: 0 <= v <= 5000,
+    ("sip", "port"): lambda v: 0 < v < 65536,
+    ("sip", "rtp_port_start"): lambda v: 1024 <= v < 65000,
+    ("sip", "rtp_ports_per_worker"): lambda v: 8 <= v <= 10000,
+    ("sip", "workers"): lambda v: 1 <= v <= 64,
+    ("sip", "calls_per_worker"): lambda v: 1 <= v <= 4,
+    ("sip", "ring_timeout_s"): lambda v: 1 <= v <= 300,
+    ("sip", "rtp_timeout_s"): lambda v: 1 <= v <= 300,
+    ("sip", "max_call_s"): lambda v: 10 <= v <= 14400,
+    ("twilio", "machine_detection"): lambda v: v in ("", "Enable", "DetectMessageEnd"),
+    ("twilio", "stream_token_ttl_s"): lambda v: 30 <= v <= 86400,
+    ("scoring", "grader"): lambda v: v in ("auto", "feature", "llm"),
 }
 
 

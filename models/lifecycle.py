@@ -14,6 +14,7 @@ class Status(StrEnum):
     FAILED = "failed"
     NO_ANSWER = "no_answer"
     BUSY = "busy"
+    DECLINED = "declined"  # the candidate rejected the call (SIP 603 Decline)
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     PARTIAL = "partial"
@@ -24,14 +25,15 @@ S = Status
 # candidate joins; a phone call may be answered without a provisional 180 (dialing -> in_progress).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.SCHEDULED: frozenset({S.DIALING, S.IN_PROGRESS, S.CANCELLED, S.EXPIRED}),
-    S.DIALING: frozenset({S.RINGING, S.IN_PROGRESS, S.FAILED, S.NO_ANSWER, S.BUSY, S.CANCELLED}),
-    S.RINGING: frozenset({S.IN_PROGRESS, S.FAILED, S.NO_ANSWER, S.BUSY, S.CANCELLED}),
+    S.DIALING: frozenset({S.RINGING, S.IN_PROGRESS, S.FAILED, S.NO_ANSWER, S.BUSY, S.DECLINED, S.CANCELLED}),
+    S.RINGING: frozenset({S.IN_PROGRESS, S.FAILED, S.NO_ANSWER, S.BUSY, S.DECLINED, S.CANCELLED}),
     S.IN_PROGRESS: frozenset({S.COMPLETED, S.PARTIAL, S.FAILED}),
     S.COMPLETED: frozenset({S.REPORT_READY}),
     S.REPORT_READY: frozenset(),
     S.FAILED: frozenset(),
     S.NO_ANSWER: frozenset(),
     S.BUSY: frozenset(),
+    S.DECLINED: frozenset(),
     S.CANCELLED: frozenset(),
     S.EXPIRED: frozenset(),
     S.PARTIAL: frozenset(),
