@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import ServerSettings, Settings, StoreSettings, WebhookSettings
+from config.settings import ServerSettings, Settings, SttSettings, StoreSettings, TtsSettings, WebhookSettings
 from config.templates import InterviewTemplate, load_template_file, sample_template_path
+from ivr.engines import VoiceEngines
 from models.store import SessionStore
 from server.app import make_app
 from server.auth import SCOPES
@@ -31,6 +32,15 @@ def store(settings: Settings):
 @pytest.fixture
 def sample_template() -> InterviewTemplate:
     return load_template_file(sample_template_path())
+
+
+@pytest.fixture(scope="session")
+def engines() -> VoiceEngines:
+    """The real engines (Whisper tiny.en, Piper), loaded once per test run; no LLM (the interviewer
+    falls back to the template's wording), so calls are deterministic."""
+    from ivr.stt.whisper_stt import WhisperStt
+    from ivr.tts.piper_tts import PiperTts
+    return VoiceEngines(stt=WhisperStt(SttSettings()), tts=PiperTts(TtsSettings()), llm=None)
 
 
 @pytest.fixture

@@ -7,15 +7,12 @@ import wave
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from config.settings import SttSettings, TtsSettings, VoiceSettings
+from config.settings import VoiceSettings
 from config.templates import InterviewTemplate
 from dialer.simulator import CandidateScript, SimulatedCandidate, connected_interview, run_call
 from ivr.engines import VoiceEngines
 from ivr.session import ClearPlayback, InterviewSession
-from ivr.stt.whisper_stt import WhisperStt
-from ivr.tts.piper_tts import PiperTts
 from models.store import SessionStore
 from voice import word_error_rate
 
@@ -26,11 +23,6 @@ CONCRETE = (
     "I restarted the router with the customer step by step, and then I wrote down the fix for my team.",
     "I can work evenings and weekends, and I have not missed a single shift in two years.",
 )
-
-
-@pytest.fixture(scope="module")
-def engines() -> VoiceEngines:
-    return VoiceEngines(stt=WhisperStt(SttSettings()), tts=PiperTts(TtsSettings()), llm=None)
 
 
 def start_session(store: SessionStore, template: InterviewTemplate, engines: VoiceEngines, tmp_path: Path,
