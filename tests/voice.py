@@ -6,13 +6,17 @@ on disk, so a test session synthesizes each sentence once and later sessions not
 from __future__ import annotations
 
 import re
+import wave
+from pathlib import Path
 
 import numpy as np
 
 from dialer.simulator import CANDIDATE_LENGTH_SCALE, candidate_audio
 from ivr.frames import AudioFrame, frames_of
+from ivr.resample import resample
 
-__all__ = ["CANDIDATE_LENGTH_SCALE", "candidate_audio", "frames_of", "silence_frames", "word_error_rate"]
+__all__ = ["CANDIDATE_LENGTH_SCALE", "candidate_audio", "frames_of", "silence_frames", "transcribe_wav",
+           "word_error_rate"]
 
 _NUMBER_WORDS = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
@@ -42,3 +46,18 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word)))
         previous = current
     return previous[-1] / len(ref)
+
+
+def transcribe_wav(stt, path: Path, channel: int | None = None) -> str:
+    """What the STT engine hears in a WAV file (mono, or one channel of a stereo file)."""
+    with wave.open(str(path)) as wav:
+        rate, channels = wav.getframerate(), wav.getnchannels()
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    if channels > 1:
+        pcm = pcm.reshape(-1, channels)[:, channel or 0]
+    rate_in = stt.sample_rate
+    pcm = resample(np.ascontiguousarray(pcm), rate, rate_in) if rate_in != rate else np.ascontiguousarray(pcm)
+    stream = stt.open_stream()
+    for frame in frames_of(pcm, rate_in):
+        stream.push(frame)
+    return stream.finish().text

@@ -1,0 +1,172 @@
+"""A simulated candidate that is a real SIP phone: `python -m dialer.sim_phone --port 5070`.
+
+It answers INVITEs on 127.0.0.1 and plays a SimulatedCandidate (Piper answers, spoken only after the AI
+has finished, with natural pauses) over RTP. The user part of the called URI picks what happens:
+a script name (`sip:concrete@127.0.0.1:5070`, `vague`, `hangs-up`, or one from --scripts), or `busy`
+(486), `decline` (603), `noanswer` (rings forever); any other user gets the first script.
+It prints `ready` once listening, then one JSON line per finished call (what it said, when), and writes
+what it heard from the AI to --record-dir/<call-n>.wav. It stops on SIGTERM or when stdin closes.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import gc
+import json
+import re
+import signal
+import sys
+import wave
+from pathlib import Path
+
+import pjsua2 as pj
+
+from dialer.leg import LineEnded
+from dialer.simulator import SAMPLE_SCRIPTS, CandidateScript, SimulatedCandidate, candidate_audio
+from dialer.sip.call import SipCall
+from dialer.sip.endpoint import EndpointPlan, account_config, poll_forever, start_endpoint
+from ivr.frames import AudioFrame
+
+REFUSALS = {"busy": 486, "decline": 603}
+RING_MS = 300  # between 180 Ringing and 200 OK
+
+
+def script_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+class PhoneAccount(pj.Account):
+    def __init__(self, phone: "SimulatedPhone") -> None:
+        super().__init__()
+        self.phone = phone
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        call = SipCall(self, self.phone.loop, prm.callId)
+        self.phone.accept(call)
+
+
+class SimulatedPhone:
+    def __init__(self, scripts: dict[str, CandidateScript], record_dir: Path | None, max_call_s: float) -> None:
+        self.scripts, self.record_dir, self.max_call_s = scripts, record_dir, max_call_s
+        self.default = next(iter(scripts.values()))
+        self.loop = asyncio.get_running_loop()
+        self.calls: set[SipCall] = set()
+        self.tasks: set[asyncio.Task] = set()
+        self.count = 0
+
+    def accept(self, call: SipCall) -> None:
+        self.count += 1
+        self.calls.add(call)
+        user = re.sub(r"^.*?sip:([^@;>]*).*$", r"\1", call.getInfo().localUri)
+        task = self.loop.create_task(self._handle(call, user.lower(), self.count))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _handle(self, call: SipCall, user: str, number: int) -> None:
+        report: dict = {"call": number, "user": user}
+        try:
+            if user in REFUSALS:
+                call.answer_now(REFUSALS[user])
+                report["answered"] = REFUSALS[user]
+                return
+            call.answer_now(180)
+            if user == "noanswer":
+                await call.disconnected.wait()  # the caller's CANCEL
+                report["answered"] = 180
+                return
+            await asyncio.sleep(RING_MS / 1000)
+            call.answer_now(200)
+            script = self.scripts.get(user, self.default)
+            report.update({"answered": 200, "script": script.name})
+            report["said"] = await self._talk(call, script, number, report)
+        finally:
+            call.hang_up_now()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(call.disconnected.wait(), 5)
+            print(json.dumps(report), flush=True)
+            call.release()
+            self.calls.discard(call)
+
+    async def _talk(self, call: SipCall, script: CandidateScript, number: int, report: dict) -> list[dict]:
+        candidate = SimulatedCandidate(script)
+        heard = bytearray()
+        deadline = self.loop.time() + self.max_call_s
+        try:
+            while self.loop.time() < deadline:
+                try:
+                    event = await asyncio.wait_for(call.leg.receive(), timeout=5)
+                except TimeoutError:
+                    break  # no RTP from the AI for 5 s
+                if isinstance(event, LineEnded):
+                    report["hung_up_by"] = "caller"
+                    break
+                if not isinstance(event, AudioFrame):
+                    continue
+                heard += event.pcm
+                said = candidate.step(event)
+                if said is None:  # the script hangs up
+                    report["hung_up_by"] = "phone"
+                    await call.leg.hang_up("script")
+                    break
+                call.leg.send(said)
+        finally:
+            if self.record_dir is not None:
+                with wave.open(str(self.record_dir / f"call-{number}.wav"), "wb") as out:
+                    out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
+                    out.writeframes(bytes(heard))
+        return [dataclasses.asdict(answer) for answer in candidate.said]
+
+
+def load_scripts(path: str | None) -> dict[str, CandidateScript]:
+    scripts = list(SAMPLE_SCRIPTS)
+    if path:
+        for item in json.loads(Path(path).read_text()):
+            scripts.append(CandidateScript(**{**item, "answers": tuple(item["answers"])}))
+    return {script_key(script.name): script for script in scripts}
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    scripts = load_scripts(args.scripts)
+    for script in scripts.values():  # synthesize every answer now, never during a call
+        for text in script.answers:
+            candidate_audio(text)
+    plan = EndpointPlan(args.address, args.port, args.rtp_port, 100)
+    endpoint = start_endpoint(plan)
+    phone = SimulatedPhone(scripts, Path(args.record_dir) if args.record_dir else None, args.max_call_s)
+    account = PhoneAccount(phone)
+    account.create(account_config(plan, user="candidate"))
+    poller = asyncio.create_task(poll_forever(endpoint))
+    stop = asyncio.Event()
+    phone.loop.add_signal_handler(signal.SIGTERM, stop.set)
+    phone.loop.add_signal_handler(signal.SIGINT, stop.set)
+    phone.loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.readline() or stop.set())
+    print("ready", flush=True)
+    await stop.wait()
+    for call in list(phone.calls):
+        call.hang_up_now()
+    if phone.tasks:
+        await asyncio.wait(phone.tasks, timeout=10)
+    poller.cancel()
+    del account, phone
+    gc.collect()
+    endpoint.libDestroy()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m dialer.sim_phone", description=__doc__.splitlines()[0])
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5070)
+    parser.add_argument("--rtp-port", type=int, default=42000)
+    parser.add_argument("--scripts", help="JSON list of extra CandidateScript objects")
+    parser.add_argument("--record-dir", help="write what each call heard to DIR/call-N.wav")
+    parser.add_argument("--max-call-s", type=float, default=600)
+    args = parser.parse_args(argv)
+    if args.record_dir:
+        Path(args.record_dir).mkdir(parents=True, exist_ok=True)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

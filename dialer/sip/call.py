@@ -1,0 +1,171 @@
+"""One SIP call (outbound from a media worker, or inbound on a test phone) and its Leg.
+
+pjsua2 callbacks read what they need from the call inside the callback (after DISCONNECTED `getInfo`
+is no longer safe) and hand it to the event loop. The Call and its FramePort must be deleted before
+`libDestroy()`; `release()` does it once the call is over.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+
+import pjsua2 as pj
+
+from dialer.leg import Dtmf, Leg, LegEvent, LineEnded
+from dialer.sip.media import RATE, FramePort
+from ivr.frames import AudioFrame
+
+log = logging.getLogger("phonescreen.sip")
+MAX_QUEUED_FRAMES = 150  # 3 s of received audio: beyond it the loop is stalled; older frames are dropped
+_port_names = itertools.count(1)
+
+
+class SipCall(pj.Call):
+    def __init__(self, account: pj.Account, loop: asyncio.AbstractEventLoop, call_id: int = pj.PJSUA_INVALID_ID,
+                 label: str = "") -> None:
+        super().__init__(account, call_id)
+        self.loop, self.label = loop, label
+        self.leg = SipLeg(self)
+        self.port: FramePort | None = FramePort(f"call-{next(_port_names)}", loop, self.leg.on_audio)
+        self.state = pj.PJSIP_INV_STATE_NULL
+        self.status_code = 0  # the last SIP status of the INVITE (180, 200, 486 ...)
+        self.reason = ""
+        self.remote_uri = ""
+        self.local_uri = ""
+        self.confirmed = asyncio.Event()
+        self.early = asyncio.Event()  # 180/183 seen
+        self.disconnected = asyncio.Event()
+
+    # -- pjsua2 callbacks -------------------------------------------------------------------------------
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        info = self.getInfo()
+        self._on_loop(self._state, info.state, info.lastStatusCode, info.lastReason, info.remoteUri, info.localUri)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        info = self.getInfo()
+        for index, media in enumerate(info.media):
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE and self.port:
+                audio = self.getAudioMedia(index)
+                audio.startTransmit(self.port)
+                self.port.startTransmit(audio)
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # RFC 4733 events and SIP INFO alike
+        self._on_loop(self.leg.on_signal, Dtmf(str(prm.digit)))
+
+    def _on_loop(self, fn, *args) -> None:
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass  # the loop has closed: the process is shutting down
+
+    # -- the event loop -----------------------------------------------------------------------------------
+    def _state(self, state: int, code: int, reason: str, remote_uri: str, local_uri: str) -> None:
+        self.state, self.reason = state, reason
+        self.remote_uri, self.local_uri = remote_uri or self.remote_uri, local_uri or self.local_uri
+        if code:
+            self.status_code = code
+        if state == pj.PJSIP_INV_STATE_EARLY and code in (180, 183):
+            self.early.set()
+        elif state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self.confirmed.set()
+        elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.disconnected.set()
+            self.leg.on_signal(LineEnded("remote_hangup" if not self.leg.hanging_up else "local_hangup"))
+
+    def hang_up_now(self, status_code: int = 0) -> None:
+        """BYE if answered, CANCEL if still ringing, or a final response (e.g. 486) to an incoming call."""
+        if self.disconnected.is_set():
+            return
+        prm = pj.CallOpParam(True)
+        if status_code:
+            prm.statusCode = status_code
+        try:
+            self.hangup(prm)
+        except pj.Error as exc:  # already terminating
+            log.debug("hangup: %s", exc.info())
+
+    def answer_now(self, status_code: int) -> None:
+        prm = pj.CallOpParam(True)
+        prm.statusCode = status_code
+        self.answer(prm)
+
+    def release(self) -> None:
+        """Disconnect the media port; the owner then drops its references (port before call)."""
+        if self.port is not None:
+            self.port.outbound.clear()
+            self.port = None
+
+
+class SipLeg(Leg):
+    """What the voice engine sees of a SIP call: frames from the FramePort, DTMF, the end of the line."""
+    sample_rate = RATE
+
+    def __init__(self, call: SipCall) -> None:
+        self.call = call
+        self.events: collections.deque[LegEvent] = collections.deque()
+        self.wakeup = asyncio.Event()
+        self.frames_queued = 0
+        self.dropped = 0
+        self.frames_received = 0
+        self.hanging_up = False
+        self.ended: LineEnded | None = None
+
+    def on_audio(self, frame: AudioFrame) -> None:
+        if self.ended:
+            return
+        self.frames_received += 1
+        if self.frames_queued >= MAX_QUEUED_FRAMES:
+            self._drop_oldest_frame()
+        self.events.append(frame)
+        self.frames_queued += 1
+        self.wakeup.set()
+
+    def on_signal(self, event: Dtmf | LineEnded) -> None:
+        if self.ended:
+            return
+        if isinstance(event, LineEnded):
+            self.ended = event
+        self.events.append(event)
+        self.wakeup.set()
+
+    def _drop_oldest_frame(self) -> None:
+        for index, event in enumerate(self.events):
+            if isinstance(event, AudioFrame):
+                del self.events[index]
+                self.frames_queued -= 1
+                self.dropped += 1
+                if self.dropped in (1, 100, 1000):
+                    log.warning("event loop behind the media clock: %d frames dropped", self.dropped)
+                return
+
+    async def receive(self) -> LegEvent:
+        while not self.events:
+            if self.ended is not None:
+                return self.ended
+            self.wakeup.clear()
+            await self.wakeup.wait()
+        event = self.events.popleft()
+        if isinstance(event, AudioFrame):
+            self.frames_queued -= 1
+        return event
+
+    def send(self, frame: AudioFrame) -> None:
+        if self.call.port is not None:
+            self.call.port.play(frame)
+
+    def clear(self) -> None:
+        if self.call.port is not None:
+            self.call.port.clear()
+
+    async def hang_up(self, reason: str, drain_s: float = 2.0) -> None:
+        """Let the queued audio (the goodbye's last frames) play, then BYE."""
+        if self.hanging_up or self.call.disconnected.is_set():
+            return
+        self.hanging_up = True
+        deadline = self.call.loop.time() + drain_s
+        while self.call.port is not None and self.call.port.outbound and self.call.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # the conference bridge and jitter buffer hold a few more frames
+        self.call.hang_up_now()

@@ -1,0 +1,186 @@
+"""The pool of media worker processes the server (or `phonescreen call`, or the demo) places SIP calls
+through. Each worker holds at most `sip.calls_per_worker` calls; a dial waits for a free slot. The pool
+claims an interview by moving it to `dialing` before a worker sees it, so no interview is dialed twice.
+A worker that dies takes only its own calls with it: the pool ends them in the store (partial when the
+interview had started, failed before that) and starts a replacement on the same ports.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Callable
+
+from config.settings import Settings
+from dialer.sip.worker import worker_main
+from models.lifecycle import IllegalTransition, Status
+from models.store import SessionStore
+
+log = logging.getLogger("phonescreen.sip")
+WORKER_START_TIMEOUT_S = 180.0  # a cold start loads Whisper, Piper and the LLM
+WORKER_LOST = "worker_lost"
+
+
+@dataclass(frozen=True)
+class CallResult:
+    interview_id: str
+    status: str
+    sip_code: int | None  # the INVITE's last SIP status (486, 603, 200 ...), None if no response
+
+
+@dataclass(eq=False)  # workers are compared by identity
+class _Worker:
+    index: int
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    ready: asyncio.Future
+    calls: dict[str, asyncio.Future] = field(default_factory=dict)  # interview id -> its CallResult
+
+
+StateListener = Callable[[str, str], None]  # (interview id, status) as calls progress
+
+
+class MediaWorkerPool:
+    def __init__(self, settings: Settings, store: SessionStore, *, with_llm: bool = True,
+                 on_state: StateListener | None = None) -> None:
+        self.settings, self.store, self.with_llm, self.on_state = settings, store, with_llm, on_state
+        self.capacity_per_worker = settings.sip.calls_per_worker
+        self.workers: list[_Worker] = []
+        self.restarts = 0
+        self._free = asyncio.Condition()
+        self._closing = False
+        self._context = multiprocessing.get_context("spawn")  # pjsip threads and fork() do not mix
+
+    @property
+    def capacity(self) -> int:
+        return self.capacity_per_worker * len(self.workers)
+
+    @property
+    def active_calls(self) -> int:
+        return sum(len(worker.calls) for worker in self.workers)
+
+    async def start(self) -> None:
+        self.workers = [self._spawn(index) for index in range(self.settings.sip.workers)]
+        await asyncio.wait_for(asyncio.gather(*(w.ready for w in self.workers)), WORKER_START_TIMEOUT_S)
+
+    async def __aenter__(self) -> "MediaWorkerPool":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    def _spawn(self, index: int) -> _Worker:
+        loop = asyncio.get_running_loop()
+        parent_end, child_end = self._context.Pipe()
+        process = self._context.Process(target=worker_main, name=f"phonescreen-media-{index}", daemon=True,
+                                        args=(child_end, self.settings, index, self.with_llm))
+        process.start()
+        child_end.close()
+        worker = _Worker(index, process, parent_end, loop.create_future())
+        loop.add_reader(parent_end.fileno(), self._on_message, worker)
+        return worker
+
+    # -- dialing ------------------------------------------------------------------------------------------
+    async def dial(self, interview_id: str, target: str) -> CallResult:
+        """Claim the interview (scheduled -> dialing), place the call on a worker with a free slot, and
+        wait until it ends. Raises IllegalTransition if the interview cannot be dialed now."""
+        async with self._free:
+            worker = await self._free.wait_for(self._worker_with_room)
+            self.store.transition(interview_id, Status.DIALING)  # the claim
+            done = asyncio.get_running_loop().create_future()
+            worker.calls[interview_id] = done
+        self._notify(interview_id, Status.DIALING)
+        worker.conn.send({"op": "dial", "interview_id": interview_id, "target": target})
+        return await done
+
+    def hang_up(self, interview_id: str) -> None:
+        for worker in self.workers:
+            if interview_id in worker.calls:
+                worker.conn.send({"op": "hangup", "interview_id": interview_id})
+
+    def _worker_with_room(self) -> _Worker | None:
+        ready = [w for w in self.workers if w.ready.done() and not w.ready.exception()
+                 and len(w.calls) < self.capacity_per_worker]
+        return min(ready, key=lambda w: len(w.calls), default=None)
+
+    def _notify(self, interview_id: str, status: str) -> None:
+        if self.on_state is not None:
+            self.on_state(interview_id, status)
+
+    # -- messages from workers --------------------------------------------------------------------------
+    def _on_message(self, worker: _Worker) -> None:
+        try:
+            message = worker.conn.recv()
+        except (EOFError, OSError):
+            self._lost(worker)
+            return
+        op = message.get("op")
+        if op == "ready" and not worker.ready.done():
+            worker.ready.set_result(True)
+            asyncio.create_task(self._wake())
+        elif op == "state":
+            self._notify(message["interview_id"], message["status"])
+        elif op == "done":
+            done = worker.calls.pop(message["interview_id"], None)
+            if done is not None and not done.done():
+                done.set_result(CallResult(message["interview_id"], message["status"], message.get("code") or None))
+            self._notify(message["interview_id"], message["status"])
+            asyncio.create_task(self._wake())
+
+    async def _wake(self) -> None:
+        async with self._free:
+            self._free.notify_all()
+
+    def _lost(self, worker: _Worker) -> None:
+        """The worker's pipe closed: it exited or crashed. End its calls in the store; replace it."""
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(worker.conn.fileno())
+        worker.conn.close()
+        worker.process.join(timeout=1)
+        if not self._closing:
+            log.error("media worker %d died (exit code %s); ending its %d calls", worker.index,
+                      worker.process.exitcode, len(worker.calls))
+        for interview_id, done in worker.calls.items():
+            status = self._end_lost_call(interview_id)
+            if not done.done():
+                done.set_result(CallResult(interview_id, status, None))
+            self._notify(interview_id, status)
+        worker.calls.clear()
+        if not worker.ready.done():
+            worker.ready.set_exception(RuntimeError(f"media worker {worker.index} exited while starting "
+                                                    f"(exit code {worker.process.exitcode}); see its log"))
+        if self._closing or worker not in self.workers:
+            return
+        self.restarts += 1
+        self.workers[self.workers.index(worker)] = self._spawn(worker.index)
+
+    def _end_lost_call(self, interview_id: str) -> str:
+        current = self.store.get_interview(interview_id).status
+        new = Status.PARTIAL if current == Status.IN_PROGRESS else Status.FAILED
+        if current in (Status.DIALING, Status.RINGING, Status.IN_PROGRESS):
+            with contextlib.suppress(IllegalTransition):
+                self.store.transition(interview_id, new, outcome_code=WORKER_LOST)
+                return new
+        return current
+
+    # -- shutdown ------------------------------------------------------------------------------------------
+    async def close(self, timeout_s: float = 20.0) -> None:
+        """Stop every worker: active calls are hung up (they end partial), then the processes exit."""
+        self._closing = True
+        for worker in self.workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send({"op": "stop"})
+        loop = asyncio.get_running_loop()
+        for worker in self.workers:
+            await loop.run_in_executor(None, worker.process.join, timeout_s)
+            if worker.process.is_alive():
+                log.error("media worker %d did not stop; killing it", worker.index)
+                worker.process.kill()
+                await loop.run_in_executor(None, worker.process.join, 5)
+            if not worker.conn.closed:
+                self._lost(worker)
+        self.workers = []

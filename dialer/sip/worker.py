@@ -1,0 +1,192 @@
+"""A media worker process: one pjsua2 endpoint (at most 4 calls), the voice engines, and an event loop
+that runs each answered call's InterviewSession over its SipLeg.
+
+The pool (pool.py) sends {"op": "dial", "interview_id", "target"} and {"op": "stop"} over a pipe and gets
+back {"op": "ready"}, {"op": "state", ...} and {"op": "done", "interview_id", "status", "code"}. The pool
+has already moved the interview to `dialing` (its claim); the worker writes every later status itself.
+If the worker dies, the pool ends its calls in the store (partial or failed) and starts a new one.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+from multiprocessing.connection import Connection
+
+import pjsua2 as pj
+
+from config.settings import Settings
+from dialer.leg import bridge
+from dialer.sip.call import SipCall
+from dialer.sip.endpoint import EndpointPlan, account_config, poll_forever, start_endpoint
+from dialer.sip.outcomes import unanswered_status
+from ivr.engines import load_engines
+from ivr.session import InterviewSession
+from models.lifecycle import IllegalTransition, Status
+from models.store import SessionStore
+
+log = logging.getLogger("phonescreen.sip")
+DISCONNECT_WAIT_S = 5.0
+
+
+def worker_main(conn: Connection, settings: Settings, index: int, with_llm: bool) -> None:
+    """Entry point of the worker process (multiprocessing spawn)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it stops us over the pipe
+    from server.logging_setup import configure_logging
+    configure_logging(settings.log.format, settings.log.level)
+    asyncio.run(MediaWorker(conn, settings, index, with_llm).run())
+
+
+class MediaWorker:
+    def __init__(self, conn: Connection, settings: Settings, index: int, with_llm: bool) -> None:
+        self.conn, self.settings, self.index, self.with_llm = conn, settings, index, with_llm
+        self.sip = settings.sip
+        self.calls: dict[str, SipCall] = {}
+        self.tasks: set[asyncio.Task] = set()
+        self.stopping = asyncio.Event()
+        self.leftovers: list[SipCall] = []  # calls pjsip never confirmed as disconnected; freed at the end
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        plan = EndpointPlan.for_worker(self.sip, self.index)
+        self.endpoint = start_endpoint(plan, self.sip.codecs)
+        self.account = pj.Account()
+        self.account.create(account_config(plan, self.sip))
+        poller = asyncio.create_task(poll_forever(self.endpoint))
+        try:
+            self.engines = await loop.run_in_executor(None, lambda: load_engines(self.settings, "en",
+                                                                              with_llm=self.with_llm))
+            self.store = SessionStore(self.settings.store.path, busy_timeout_ms=self.settings.store.busy_timeout_ms)
+            loop.add_reader(self.conn.fileno(), self._on_message)
+            self._tell({"op": "ready", "index": self.index, "sip_port": plan.sip_port})
+            log.info("media worker %d ready on %s:%d", self.index, plan.address, plan.sip_port)
+            await self.stopping.wait()
+            loop.remove_reader(self.conn.fileno())
+            for call in list(self.calls.values()):
+                call.hang_up_now()
+            if self.tasks:
+                await asyncio.wait(self.tasks, timeout=DISCONNECT_WAIT_S + 5)
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            self._destroy()
+
+    def _destroy(self) -> None:
+        """pjsua2 objects must go before the library, or libDestroy aborts the process."""
+        for call in [*self.calls.values(), *self.leftovers]:
+            call.release()
+        self.calls.clear()
+        self.leftovers.clear()
+        del self.account
+        gc.collect()
+        self.endpoint.libDestroy()
+
+    # -- the pipe -------------------------------------------------------------------------------------------
+    def _on_message(self) -> None:
+        try:
+            message = self.conn.recv()
+        except (EOFError, OSError):
+            log.warning("media worker %d lost its pool; stopping", self.index)
+            self.stopping.set()
+            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+            return
+        op = message.get("op")
+        if op == "dial":
+            task = asyncio.create_task(self._place(message["interview_id"], message["target"]))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        elif op == "hangup" and message.get("interview_id") in self.calls:
+            self.calls[message["interview_id"]].hang_up_now()
+        elif op == "stop":
+            self.stopping.set()
+        else:
+            log.error("media worker %d: unknown message %r", self.index, op)
+
+    def _tell(self, message: dict) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            self.conn.send(message)
+
+    def _status(self, iid: str, status: Status, code: int | str | None = None) -> bool:
+        """Store a status change; False when the interview was moved elsewhere (e.g. cancelled by the API)."""
+        try:
+            self.store.transition(iid, status, outcome_code=code)
+        except IllegalTransition as exc:
+            log.warning("status not stored: %s", exc, extra={"interview_id": iid})
+            return False
+        self._tell({"op": "state", "interview_id": iid, "status": str(status), "code": code})
+        return True
+
+    # -- one call -------------------------------------------------------------------------------------------
+    async def _place(self, iid: str, target: str) -> None:
+        loop = asyncio.get_running_loop()
+        call = SipCall(self.account, loop, label=iid)
+        self.calls[iid] = call
+        status: str = Status.FAILED
+        try:
+            status = await self._dial_and_talk(iid, target, call)
+        except Exception:
+            log.exception("call failed", extra={"interview_id": iid})
+            current = self.store.get_interview(iid).status
+            status = Status.PARTIAL if current == Status.IN_PROGRESS else Status.FAILED
+            self._status(iid, status, "worker_error")
+        finally:
+            call.hang_up_now()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(call.disconnected.wait(), DISCONNECT_WAIT_S)
+            self.calls.pop(iid, None)
+            if call.disconnected.is_set():
+                call.release()
+            else:
+                self.leftovers.append(call)
+            self._tell({"op": "done", "interview_id": iid, "status": str(status), "code": call.status_code})
+
+    async def _dial_and_talk(self, iid: str, target: str, call: SipCall) -> str:
+        try:
+            call.makeCall(target, pj.CallOpParam(True))
+        except pj.Error as exc:
+            log.warning("cannot dial: %s", exc.reason, extra={"interview_id": iid})
+            self._status(iid, Status.FAILED, "invalid_target")
+            return Status.FAILED
+        answered = await self._ring(iid, call)
+        if not answered:
+            ring_timeout = not call.disconnected.is_set()
+            if ring_timeout:
+                call.hang_up_now()  # CANCEL
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(call.disconnected.wait(), DISCONNECT_WAIT_S)
+            status = unanswered_status(call.status_code, ring_timeout=ring_timeout)
+            self._status(iid, status, call.status_code or None)
+            return status
+        if not self._status(iid, Status.IN_PROGRESS, 200):
+            return self.store.get_interview(iid).status
+        session = InterviewSession.for_interview(self.store, iid, engines=self.engines, voice=self.settings.voice,
+                                                 recordings_dir=self.settings.store.recordings_dir)
+        talk = asyncio.create_task(bridge(session, call.leg, silence_timeout_s=self.sip.rtp_timeout_s))
+        try:
+            return await asyncio.wait_for(asyncio.shield(talk), self.sip.max_call_s)
+        except TimeoutError:
+            log.warning("call reached sip.max_call_s; hanging up", extra={"interview_id": iid})
+            call.hang_up_now()
+            return await talk
+
+    async def _ring(self, iid: str, call: SipCall) -> bool:
+        """Wait for the answer; True once the call is confirmed, False on a final failure or the ring timeout."""
+        deadline = asyncio.get_running_loop().time() + self.sip.ring_timeout_s
+        ringing = False
+        while not call.confirmed.is_set() and not call.disconnected.is_set():
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            waits = {asyncio.ensure_future(call.confirmed.wait()), asyncio.ensure_future(call.disconnected.wait())}
+            if not ringing:
+                waits.add(asyncio.ensure_future(call.early.wait()))
+            await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waits:
+                waiter.cancel()
+            if call.early.is_set() and not ringing:
+                ringing = True
+                self._status(iid, Status.RINGING, call.status_code)
+        return call.confirmed.is_set() and not call.disconnected.is_set()
