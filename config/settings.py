@@ -25,6 +25,7 @@ class ServerSettings:
     public_url: str = ""  # the address candidates and Twilio reach; defaults to http://host:port
     max_body_bytes: int = 1_048_576
     admin_password: str = ""
+    admin_session_hours: int = 12  # how long a dashboard login lasts
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class VoiceSettings:
 @dataclass(frozen=True)
 class SipSettings:
     """The SIP trunk and the media workers that place calls (pjsua2, at most 4 calls per process)."""
+    enabled: bool = True  # `phonescreen serve` dials scheduled SIP interviews (media workers start on the first)
     bind_address: str = "127.0.0.1"  # SIP and RTP are bound here
     port: int = 5080  # SIP port of media worker 0; worker N listens on port + N
     rtp_port_start: int = 40000  # worker N takes RTP ports from rtp_port_start + N * rtp_ports_per_worker
@@ -125,6 +127,11 @@ class TwilioSettings:
 @dataclass(frozen=True)
 class ScoringSettings:
     grader: str = "auto"  # auto | feature | llm: auto takes the LLM grader only with an Ollama model
+    seed: int = 42  # the LLM grader runs at temperature 0 with this seed: same transcript, same scorecard
+    llm_timeout_s: float = 60.0  # per factor; past it the LLM grader falls back to the feature grader
+    min_candidate_words: int = 40  # fewer words in answers: low_confidence, no overall score
+    min_answered_share: float = 0.5  # fewer factors answered than this share: low_confidence
+    poll_interval_s: float = 2.0  # how often `serve` looks for finished interviews to score
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,7 @@ class Settings:
 _CHECKS = {
     ("server", "port"): lambda v: 0 < v < 65536,
     ("server", "max_body_bytes"): lambda v: v >= 1024,
+    ("server", "admin_session_hours"): lambda v: 1 <= v <= 720,
     ("store", "busy_timeout_ms"): lambda v: v >= 0,
     ("webhooks", "max_attempts"): lambda v: 1 <= v <= 50,
     ("webhooks", "backoff_base_s"): lambda v: v > 0,
@@ -195,6 +203,10 @@ _CHECKS = {
     ("twilio", "machine_detection"): lambda v: v in ("", "Enable", "DetectMessageEnd"),
     ("twilio", "stream_token_ttl_s"): lambda v: 30 <= v <= 86400,
     ("scoring", "grader"): lambda v: v in ("auto", "feature", "llm"),
+    ("scoring", "llm_timeout_s"): lambda v: 1 <= v <= 600,
+    ("scoring", "min_candidate_words"): lambda v: 0 <= v <= 10000,
+    ("scoring", "min_answered_share"): lambda v: 0 <= v <= 1,
+    ("scoring", "poll_interval_s"): lambda v: 0.1 <= v <= 300,
 }
 
 

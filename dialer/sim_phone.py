@@ -3,7 +3,8 @@
 It answers INVITEs on 127.0.0.1 and plays a SimulatedCandidate (Piper answers, spoken only after the AI
 has finished, with natural pauses) over RTP. The user part of the called URI picks what happens:
 a script name (`sip:concrete@127.0.0.1:5070`, `vague`, `hangs-up`, or one from --scripts), or `busy`
-(486), `decline` (603), `noanswer` (rings forever); any other user gets the first script.
+(486), `decline` (603), `noanswer` (rings forever); `--assign USER=SCRIPT` maps other users (phone
+numbers) to scripts; any other user gets the first script.
 It prints `ready` once listening, then one JSON line per finished call (what it said, when), and writes
 what it heard from the AI to --record-dir/<call-n>.wav. It stops on SIGTERM or when stdin closes.
 """
@@ -48,8 +49,10 @@ class PhoneAccount(pj.Account):
 
 
 class SimulatedPhone:
-    def __init__(self, scripts: dict[str, CandidateScript], record_dir: Path | None, max_call_s: float) -> None:
+    def __init__(self, scripts: dict[str, CandidateScript], record_dir: Path | None, max_call_s: float,
+                 assigned: dict[str, str] | None = None) -> None:
         self.scripts, self.record_dir, self.max_call_s = scripts, record_dir, max_call_s
+        self.assigned = assigned or {}
         self.default = next(iter(scripts.values()))
         self.loop = asyncio.get_running_loop()
         self.calls: set[SipCall] = set()
@@ -78,7 +81,7 @@ class SimulatedPhone:
                 return
             await asyncio.sleep(RING_MS / 1000)
             call.answer_now(200)
-            script = self.scripts.get(user, self.default)
+            script = self.scripts.get(self.assigned.get(user, user), self.default)
             report.update({"answered": 200, "script": script.name})
             report["said"] = await self._talk(call, script, number, report)
         finally:
@@ -134,7 +137,12 @@ async def main_async(args: argparse.Namespace) -> None:
             candidate_audio(text)
     plan = EndpointPlan(args.address, args.port, args.rtp_port, 100)
     endpoint = start_endpoint(plan)
-    phone = SimulatedPhone(scripts, Path(args.record_dir) if args.record_dir else None, args.max_call_s)
+    assigned = dict(item.split("=", 1) for item in args.assign)
+    unknown = sorted(set(assigned.values()) - set(scripts))
+    if unknown:
+        raise SystemExit(f"--assign: unknown scripts {unknown}; known: {sorted(scripts)}")
+    phone = SimulatedPhone(scripts, Path(args.record_dir) if args.record_dir else None, args.max_call_s,
+                           {user.lower(): script for user, script in assigned.items()})
     account = PhoneAccount(phone)
     account.create(account_config(plan, user="candidate"))
     poller = asyncio.create_task(poll_forever(endpoint))
@@ -160,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5070)
     parser.add_argument("--rtp-port", type=int, default=42000)
     parser.add_argument("--scripts", help="JSON list of extra CandidateScript objects")
+    parser.add_argument("--assign", action="append", default=[], metavar="USER=SCRIPT",
+                        help="answer calls to USER (e.g. +14155550100) with SCRIPT")
     parser.add_argument("--record-dir", help="write what each call heard to DIR/call-N.wav")
     parser.add_argument("--max-call-s", type=float, default=600)
     args = parser.parse_args(argv)

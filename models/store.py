@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
 import secrets
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable
@@ -32,6 +34,15 @@ class Conflict(Exception):
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class TwilioCall:
+    """An interview's Twilio call as the store keeps it (never its stream token, of which only a hash is kept)."""
+    interview_id: str
+    call_sid: str | None
+    stream_sid: str | None
+    stream_started_at: str | None  # the one-time stream token was spent: the interview's media began
 
 
 class SessionStore:
@@ -224,6 +235,14 @@ class SessionStore:
         rows, total = self._page("interviews", where, params, page, page_size)
         return [_interview(r) for r in rows], total
 
+    def due_calls(self, channel: str, limit: int) -> list[Interview]:
+        """Scheduled, unexpired interviews of a phone channel outside any campaign, oldest first: what
+        `phonescreen serve` dials as soon as they are created (campaigns have their own scheduler)."""
+        rows = self.db.query("SELECT * FROM interviews WHERE status = 'scheduled' AND channel = ? AND "
+                             "campaign_id IS NULL AND expires_at > ? ORDER BY created_at, id LIMIT ?",
+                             [channel, self.now(), limit])
+        return [_interview(r) for r in rows]
+
     def reschedule_interview(self, iid: str, expires_at: datetime) -> Interview:
         with immediate(self.db):
             interview = self.get_interview(iid)
@@ -303,6 +322,54 @@ class SessionStore:
     def turns(self, iid: str) -> list[Turn]:
         return [_turn(r) for r in self.db.query(
             "SELECT * FROM turns WHERE interview_id = ? ORDER BY turn_number", [iid])]
+
+    # -- Twilio calls ----------------------------------------------------------------------------
+    def issue_stream_token(self, iid: str, ttl_s: int) -> str:
+        """The one-time Media Streams token of a Twilio interview's call (one call per interview), valid
+        `ttl_s` seconds; only its hash is stored."""
+        token, now = secrets.token_urlsafe(32), self.now()
+        with immediate(self.db):
+            interview = self.get_interview(iid)
+            if interview.channel != "twilio":
+                raise Conflict(f"interview {iid!r} is a {interview.channel} interview, not a twilio one")
+            if self._one("SELECT 1 FROM twilio_calls WHERE interview_id = ?", [iid]):
+                raise Conflict(f"interview {iid!r} already has a Twilio call")
+            self.db["twilio_calls"].insert({"interview_id": iid, "stream_token_hash": token_hash(token),
+                                            "token_expires_at": fmt_time(self.clock() + timedelta(seconds=ttl_s)),
+                                            "created_at": now, "updated_at": now})
+        return token
+
+    def bind_twilio_call_sid(self, iid: str, call_sid: str) -> bool:
+        """Record the call SID of the interview's call (the first one seen wins: a status callback may
+        arrive before the REST answer). True if the interview's call is `call_sid`."""
+        with immediate(self.db):
+            row = self._one("SELECT call_sid FROM twilio_calls WHERE interview_id = ?", [iid])
+            if row is None:
+                return False
+            if row["call_sid"] is not None:
+                return row["call_sid"] == call_sid
+            try:
+                self.db["twilio_calls"].update(iid, {"call_sid": call_sid, "updated_at": self.now()})
+            except sqlite3.IntegrityError:  # the SID belongs to another interview's call
+                return False
+        return True
+
+    def redeem_stream_token(self, iid: str, token: str, stream_sid: str) -> bool:
+        """Spend the interview's stream token: True once, for the right token before it expires."""
+        with immediate(self.db):
+            row = self._one("SELECT * FROM twilio_calls WHERE interview_id = ?", [iid])
+            if row is None or row["stream_started_at"] or row["token_expires_at"] <= self.now():
+                return False
+            if not hmac.compare_digest(row["stream_token_hash"], token_hash(token)):
+                return False
+            now = self.now()
+            self.db["twilio_calls"].update(iid, {"stream_sid": stream_sid, "stream_started_at": now,
+                                                 "updated_at": now})
+        return True
+
+    def twilio_call(self, iid: str) -> TwilioCall | None:
+        row = self._one("SELECT * FROM twilio_calls WHERE interview_id = ?", [iid])
+        return None if row is None else TwilioCall(iid, row["call_sid"], row["stream_sid"], row["stream_started_at"])
 
     # -- scorecards ------------------------------------------------------------------------------
     def save_scorecard(self, iid: str, *, status: str, overall: float | None, rubric_version: str,

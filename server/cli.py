@@ -11,7 +11,7 @@ from config.templates import TemplateError
 from ivr.models_catalog import KNOWN_MODELS, VOSK_MODELS_URL
 from models.store import NotFound
 from models.validation import ValidationError
-from server import cli_admin, cli_models, cli_records
+from server import cli_admin, cli_models, cli_records, cli_scoring
 from server.cli_output import CliError
 from server.logging_setup import configure_logging
 
@@ -29,8 +29,16 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("candidates", "list"): cli_records.candidates_list,
     ("models", "check"): cli_models.models_check,
     ("models", "fetch"): cli_models.models_fetch,
+    ("rescore", None): cli_scoring.rescore,
+    ("report", None): cli_scoring.report,
+    ("call", None): lambda args, settings: _call(args, settings),
     ("demo", None): lambda args, _settings: _demo(args),
 }
+
+
+def _call(args: argparse.Namespace, settings: Settings) -> int:
+    from server.cli_call import call  # pjsua2 and the voice engine load only for this command
+    return call(args, settings)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -91,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("name", choices=sorted(KNOWN_MODELS), help="the model")
     fetch.add_argument("--base-url", default=VOSK_MODELS_URL, help="where the archives are (default: %(default)s)")
     fetch.add_argument("--dest", metavar="DIR", help="where to unpack it (default: the models.dir setting)")
+
+    cli_scoring.add_parsers(commands)
+
+    call = commands.add_parser("call", help="place one SIP interview now and show it live")
+    call.add_argument("target", metavar="TARGET", help="a SIP URI (sip:cand@127.0.0.1:5070) or an E.164 number "
+                      "dialed through sip.domain")
+    call.add_argument("--position", required=True, metavar="ID", help="the position to interview for")
+    call.add_argument("--candidate", metavar="ID", help="an existing candidate (default: a new one)")
+    call.add_argument("--name", default="Candidate", help="the new candidate's name (default: %(default)s)")
+    call.add_argument("--phone", help="the new candidate's E.164 number")
+    call.add_argument("--no-llm", action="store_true", help="template wording only: do not load the LLM")
 
     demo = commands.add_parser("demo", help="the main job on embedded defaults, end to end on 127.0.0.1")
     demo.add_argument("--data-dir", default="var/demo", help="where the demo's store lives (wiped first)")

@@ -1,4 +1,5 @@
-"""Background jobs of `phonescreen serve`: expiring old invites and delivering webhooks."""
+"""Background jobs of `phonescreen serve`: expiring old invites, delivering webhooks, scoring finished
+interviews (in a worker process: scoring.job), dialing scheduled SIP interviews (server.sip_dialer)."""
 from __future__ import annotations
 
 import asyncio
@@ -28,9 +29,30 @@ async def deliver_webhooks_forever(app: web.Application) -> None:
         await WebhookDispatcher(app[STORE], app[SETTINGS].webhooks, session).run_forever()
 
 
+async def score_interviews_forever(app: web.Application) -> None:
+    from scoring.job import ScoringWorker
+    from server.app import SETTINGS
+    from server.logging_setup import configure_logging
+    settings = app[SETTINGS]
+    worker = ScoringWorker(settings, configure_logging, (settings.log.format, settings.log.level))
+    try:
+        await worker.run_forever(app[STORE])
+    finally:
+        worker.close()
+
+
+async def dial_sip_forever(app: web.Application) -> None:
+    from server.app import SETTINGS
+    from server.sip_dialer import SipDialer
+    await SipDialer(app[SETTINGS], app[STORE]).run_forever()
+
+
 async def start_background_jobs(app: web.Application) -> AsyncIterator[None]:
+    from server.app import SETTINGS
     tasks = [asyncio.create_task(expire_invites_forever(app), name="expire-invites"),
-             asyncio.create_task(deliver_webhooks_forever(app), name="deliver-webhooks")]
+             asyncio.create_task(deliver_webhooks_forever(app), name="deliver-webhooks"),
+             asyncio.create_task(score_interviews_forever(app), name="score-interviews"),
+             *([asyncio.create_task(dial_sip_forever(app), name="dial-sip")] if app[SETTINGS].sip.enabled else [])]
     yield
     for task in tasks:
         task.cancel()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import ServerSettings, Settings, SttSettings, StoreSettings, TtsSettings, WebhookSettings
+from config.settings import ServerSettings, Settings, SipSettings, SttSettings, StoreSettings, TtsSettings, WebhookSettings
 from config.templates import InterviewTemplate, load_template_file, sample_template_path
 from ivr.engines import VoiceEngines
 from models.store import SessionStore
@@ -16,7 +16,8 @@ from server.auth import SCOPES
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # Webhook receivers in tests listen on 127.0.0.1, which production refuses by default.
-    return Settings(server=ServerSettings(max_body_bytes=64 * 1024),
+    # No SIP dialing unless a test sets it up (tests/sip_harness.py): API tests schedule SIP interviews.
+    return Settings(server=ServerSettings(max_body_bytes=64 * 1024), sip=SipSettings(enabled=False),
                     webhooks=WebhookSettings(allow_private_targets=True),
                     store=StoreSettings(path=str(tmp_path / "phonescreen.db"),
                                         recordings_dir=str(tmp_path / "recordings")))

@@ -83,7 +83,7 @@ def free_port_block(size: int, kind: int = socket.SOCK_DGRAM, tries: int = 50) -
 
 def sip_settings(settings: Settings, *, workers: int = 1, **overrides) -> Settings:
     """The test settings with a SIP section on free ports; RTP ranges of 40 ports per worker."""
-    sip = SipSettings(port=free_port_block(workers), rtp_port_start=free_port_block(40 * workers),
+    sip = SipSettings(enabled=True, port=free_port_block(workers), rtp_port_start=free_port_block(40 * workers),
                       rtp_ports_per_worker=40, workers=workers, ring_timeout_s=overrides.pop("ring_timeout_s", 6.0),
                       rtp_timeout_s=overrides.pop("rtp_timeout_s", 4.0), **overrides)
     return dataclasses.replace(settings, sip=sip)
@@ -119,8 +119,10 @@ class PhoneProcess:
 
 
 @contextlib.contextmanager
-def sim_phone(tmp_path: Path, scripts: list[dict] | None = None, name: str = "phone") -> Iterator[PhoneProcess]:
-    """A simulated candidate SIP phone in its own process. `scripts`: extra CandidateScript dicts."""
+def sim_phone(tmp_path: Path, scripts: list[dict] | None = None, name: str = "phone",
+              assign: dict[str, str] | None = None) -> Iterator[PhoneProcess]:
+    """A simulated candidate SIP phone in its own process. `scripts`: extra CandidateScript dicts;
+    `assign`: called user (e.g. a phone number) -> script name."""
     port = free_port_block(1)
     record_dir = tmp_path / f"{name}-heard"
     args = [sys.executable, "-m", "dialer.sim_phone", "--port", str(port), "--rtp-port", str(free_port_block(20)),
@@ -129,6 +131,8 @@ def sim_phone(tmp_path: Path, scripts: list[dict] | None = None, name: str = "ph
         scripts_file = tmp_path / f"{name}-scripts.json"
         scripts_file.write_text(json.dumps(scripts))
         args += ["--scripts", str(scripts_file)]
+    for user, script in (assign or {}).items():
+        args += ["--assign", f"{user}={script}"]
     process = subprocess.Popen(args, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     phone = PhoneProcess(process, port, record_dir)
