@@ -1,6 +1,10 @@
 """Voice-engine latency over scripted interviews, paced in real time like a phone line.
 
-Run: .venv/bin/python bench/latency.py [--turns 20] [--llm embedded|none]
+Run: .venv/bin/python bench/latency.py [--turns 20] [--llm embedded|none] [--channel line|twilio]
+
+--channel twilio runs each interview through the Twilio channel end to end on 127.0.0.1: the server
+places the call with the `twilio` library against the local Twilio double (tests/twilio_double.py),
+takes its signed status callbacks and carries the conversation over a Media Streams websocket.
 
 Prints p50/p95 of each stage of "candidate stops speaking -> first AI audio":
   end-of-turn detection (silence waited by the endpointer), STT final (after the endpoint), interviewer
@@ -13,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +35,7 @@ from ivr.session import InterviewSession
 from models.store import SessionStore
 
 SCRIPTS = SAMPLE_SCRIPTS[:2]  # the ones that go through the whole interview
+BENCH_PHONE = "+14155550199"
 
 
 
@@ -56,6 +63,53 @@ async def interview(engines, settings: Settings, store: SessionStore, template, 
     simulated.step = step  # type: ignore[method-assign]
     status = await run_call(session, simulated, realtime=True)
     return session, simulated, heard, status
+
+
+class TwilioBench:
+    """The server with the Twilio channel enabled, and the local Twilio double it calls."""
+
+    def __init__(self, app, runner, double) -> None:
+        self.app, self.runner, self.double = app, runner, double
+
+    @classmethod
+    async def start(cls, engines, settings: Settings, store: SessionStore, tmp: str) -> "TwilioBench":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from aiohttp import web
+        from aiohttp.test_utils import unused_port
+        from twilio_double import TwilioDouble, twilio_settings
+
+        from server.app import make_app
+        double = TwilioDouble()
+        await double.start()
+        port = unused_port()
+        settings = dataclasses.replace(settings, store=dataclasses.replace(settings.store, recordings_dir=tmp))
+        app = make_app(twilio_settings(settings, double, port), store, background_jobs=False, engines=engines)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return cls(app, runner, double)
+
+    async def interview(self, store: SessionStore, template, script: CandidateScript):
+        from twilio_double import Callee, twilio_interview
+
+        from server.twilio_endpoints import place_call
+        from server.voice import VOICE
+        interview_id = twilio_interview(store, template, BENCH_PHONE, name="Bench Candidate")
+        self.double.callees[BENCH_PHONE] = Callee(script)
+        call = self.double.calls[await place_call(self.app, interview_id)]
+        session = None
+        while not call.ended.is_set():  # the session leaves the runtime when it ends: keep it for its timings
+            session = session or self.app[VOICE].active.get(interview_id)
+            await asyncio.sleep(0.05)
+        if session is None:
+            raise RuntimeError(f"the Twilio call never reached the interview: {store.get_interview(interview_id)}")
+        heard = HeardLog()
+        heard.loud_at = call.heard_loud_ms
+        return session, call.candidate, heard, store.get_interview(interview_id).status
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+        await self.double.close()
 
 
 class HeardLog:
@@ -108,28 +162,37 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=20, help="at least this many scored candidate turns")
     parser.add_argument("--llm", choices=("embedded", "none"), default="embedded")
+    parser.add_argument("--channel", choices=("line", "twilio"), default="line",
+                        help="line: an in-process real-time line; twilio: the Twilio channel against the local double")
     args = parser.parse_args()
     settings = Settings()
     template = load_template_file(sample_template_path())
     engines = load_engines(settings, template.language, with_llm=args.llm != "none")
     with tempfile.TemporaryDirectory() as tmp:
         store = SessionStore(Path(tmp) / "bench.db")
+        twilio = await TwilioBench.start(engines, settings, store, tmp) if args.channel == "twilio" else None
         timings, heard_totals, script_index = [], [], 0
         while len(timings) < args.turns:
             script = SCRIPTS[script_index % len(SCRIPTS)]
             script_index += 1
-            session, simulated, heard, status = await interview(engines, settings, store, template, script)
+            if twilio is not None:
+                session, simulated, heard, status = await twilio.interview(store, template, script)
+            else:
+                session, simulated, heard, status = await interview(engines, settings, store, template, script)
             timings += session.timings
             for answer in simulated.said:
                 first = heard.first_after(answer.last_word_ms)
                 if first is not None:
                     heard_totals.append(first - answer.last_word_ms)
             print(f"  interview {script_index} ({script.name}): {status}, {len(session.timings)} replies")
+        if twilio is not None:
+            await twilio.close()
         store.close()
     llm_first = await llm_first_tokens(engines, 20)
     answers = [a for s in SCRIPTS for a in s.answers[1:]]
     stt_rtf, tts_rtf = real_time_factors(engines, answers[:8])
-    print(f"\nphonescreen voice-engine latency — {len(timings)} candidate turns, real-time line, "
+    line = "Twilio Media Streams (local double)" if twilio is not None else "real-time line"
+    print(f"\nphonescreen voice-engine latency — {len(timings)} candidate turns, {line}, "
           f"STT {engines.stt.name}, TTS {engines.tts.name}, LLM {engines.llm.name if engines.llm else 'none'}")
     print(row("end-of-turn detection (silence waited)", [t.endpoint_delay_ms for t in timings]))
     print(row("STT final after endpoint", [t.stt_final_ms for t in timings]))

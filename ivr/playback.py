@@ -122,9 +122,11 @@ class Playback:
 
     def interrupt(self) -> Utterance | None:
         """Barge-in: drop everything not yet played, at once."""
+        # Asked before the frames go: once synthesis is complete, an empty queue would look played out.
+        unfinished = self.current is not None and not self.current_finished
         self._frames.clear()
         self.paused = False
-        if self.current is not None and not self.current_finished:
+        if unfinished:
             self.current.interrupted = True
             self.current.done.set()
             return self.current

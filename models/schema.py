@@ -66,7 +66,17 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["api_keys"].create_index(["key_hash"], unique=True)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Twilio calls: the call SID of an interview's call and its one-time Media Streams token (hash only)."""
+    db["twilio_calls"].create({"interview_id": str, "call_sid": str, "stream_token_hash": str,
+                               "token_expires_at": str, "stream_sid": str, "stream_started_at": str,
+                               "created_at": str, "updated_at": str}, pk="interview_id",
+                              not_null={"stream_token_hash", "token_expires_at", "created_at"},
+                              foreign_keys=[("interview_id", "interviews", "id")])
+    db["twilio_calls"].create_index(["call_sid"], unique=True)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 LATEST = len(MIGRATIONS)
 
 

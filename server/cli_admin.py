@@ -16,11 +16,13 @@ from server.cli_output import CliError, open_store, print_records, print_table, 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
+    from dialer.twilio.settings_check import check_twilio_settings
     from server.app import make_app
 
     server = dataclasses.replace(settings.server, host=args.host or settings.server.host,
                                  port=args.port or settings.server.port)
     settings = dataclasses.replace(settings, server=server)
+    check_twilio_settings(settings)  # a misconfigured Twilio account stops start-up, not the first call
     url = f"http://{server.host}:{server.port}"
     with open_store(settings) as store:  # opening the store applies pending migrations
         try:

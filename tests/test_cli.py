@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 import pytest
 
 from config.templates import sample_template_path
+from models.schema import LATEST
 from models.store import SessionStore
 from server.logging_setup import configure_logging
 
@@ -92,10 +93,10 @@ def server(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
 def test_db_migrate_then_status(cli: Cli) -> None:
     first = cli("db", "migrate")
     assert first.returncode == 0, first.stderr
-    assert "schema version 0 -> 1" in first.stdout
+    assert f"schema version 0 -> {LATEST}" in first.stdout
     status = cli("db", "status")
     assert re.search(r"^api_keys\s+0$", status.stdout, re.M), status.stdout
-    assert "schema version: 1" in status.stdout
+    assert f"schema version: {LATEST}" in status.stdout
 
 
 def test_key_authenticates_against_serve_until_revoked(cli: Cli, server: str) -> None:
