@@ -25,13 +25,14 @@ from pathlib import Path
 import pjsua2 as pj
 
 from dialer.leg import LineEnded
-from dialer.simulator import SAMPLE_SCRIPTS, CandidateScript, SimulatedCandidate, candidate_audio
+from dialer.simulator import SAMPLE_SCRIPTS, SPEECH_RMS, CandidateScript, SimulatedCandidate, candidate_audio, rms
 from dialer.sip.call import SipCall
 from dialer.sip.endpoint import EndpointPlan, account_config, poll_forever, start_endpoint
 from ivr.frames import AudioFrame
 
 REFUSALS = {"busy": 486, "decline": 603}
 RING_MS = 300  # between 180 Ringing and 200 OK
+ONSET_QUIET_MS = 200  # AI speech after this much quiet is an onset (for latency measured at the phone)
 
 
 def script_key(name: str) -> str:
@@ -58,10 +59,14 @@ class SimulatedPhone:
         self.calls: set[SipCall] = set()
         self.tasks: set[asyncio.Task] = set()
         self.count = 0
+        # pjsua2 keeps a reference to every incoming Call, so they are never freed before libDestroy; a Call
+        # freed after it trips an assertion in pjsua. The phone is a short-lived test tool: disown them at exit.
+        self.answered: list[SipCall] = []
 
     def accept(self, call: SipCall) -> None:
         self.count += 1
         self.calls.add(call)
+        self.answered.append(call)
         user = re.sub(r"^.*?sip:([^@;>]*).*$", r"\1", call.getInfo().localUri)
         task = self.loop.create_task(self._handle(call, user.lower(), self.count))
         self.tasks.add(task)
@@ -95,6 +100,8 @@ class SimulatedPhone:
     async def _talk(self, call: SipCall, script: CandidateScript, number: int, report: dict) -> list[dict]:
         candidate = SimulatedCandidate(script)
         heard = bytearray()
+        onsets: list[int] = report.setdefault("ai_onsets_ms", [])  # when AI speech began, after a pause
+        quiet_ms = 1000
         deadline = self.loop.time() + self.max_call_s
         try:
             while self.loop.time() < deadline:
@@ -109,6 +116,12 @@ class SimulatedPhone:
                     continue
                 heard += event.pcm
                 said = candidate.step(event)
+                if rms(event) > SPEECH_RMS:
+                    if quiet_ms >= ONSET_QUIET_MS:
+                        onsets.append(candidate.now_ms)
+                    quiet_ms = 0
+                else:
+                    quiet_ms += 20
                 if said is None:  # the script hangs up
                     report["hung_up_by"] = "phone"
                     await call.leg.hang_up("script")
@@ -157,6 +170,8 @@ async def main_async(args: argparse.Namespace) -> None:
     if phone.tasks:
         await asyncio.wait(phone.tasks, timeout=10)
     poller.cancel()
+    for call in phone.answered:
+        call.thisown = False
     del account, phone
     gc.collect()
     endpoint.libDestroy()

@@ -42,7 +42,9 @@ def does_the_job(question: str, factor: EvaluationFactor, asked: str) -> bool:
 
 
 class FollowUpPhraser:
-    def __init__(self, model: ChatModel, *, deadline_s: float = 1.5) -> None:
+    # The acknowledgement ("Alright.") covers ~0.5 s; a longer wait leaves a gap after it that a caller
+    # takes as their turn (seen in the demo: the candidate talked over a follow-up at 1.5 s).
+    def __init__(self, model: ChatModel, *, deadline_s: float = 0.9) -> None:
         self._model = model
         self._deadline_s = deadline_s
 

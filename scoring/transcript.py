@@ -82,6 +82,17 @@ def _spoken_factor(words: list[str], template: InterviewTemplate) -> tuple[str |
     return (best[1], True) if best else (None, False)
 
 
+def factor_in_progress(turns: list[Turn], template: InterviewTemplate) -> str | None:
+    """The factor of the last template question the agent has asked (None before the first or after the
+    closing): what a live call is on, read from its stored turns whatever process runs it."""
+    for turn in reversed(turns):
+        if turn.role == "agent":
+            factor, asked = _spoken_factor(words_of(turn.text), template)
+            if asked:
+                return factor
+    return None
+
+
 def prepare(turns: list[Turn], template: InterviewTemplate) -> GradingInput:
     current: str | None = None
     answers: list[Answer] = []

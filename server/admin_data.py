@@ -1,7 +1,8 @@
 """What the dashboard shows, read from the store: counters, active calls, campaign progress, the interview
 list and one interview in full. Read-only SQL over the store's tables (the store stays the only writer).
 Calls run by SIP media workers are in the store like any other, so the dashboard sees every channel; the
-current factor is known only for sessions this process runs (web, Twilio)."""
+current factor comes from the session when this process runs the call (web, Twilio), else from the stored
+turns (SIP calls run in media worker processes)."""
 from __future__ import annotations
 
 from datetime import datetime, time as day_time
@@ -13,6 +14,7 @@ from models.db import fmt_time
 from models.lifecycle import ACTIVE, ENDED, Status
 from models.store import SessionStore
 from models.validation import mask_phone
+from scoring.transcript import factor_in_progress
 from server.api_interviews import event_json, interview_json, scorecard_json, turn_json
 from server.voice import VoiceRuntime
 
@@ -56,9 +58,20 @@ def _last_turn(store: SessionStore, interview_id: str) -> dict[str, Any] | None:
                                "ORDER BY turn_number DESC LIMIT 1", [interview_id]), None)
 
 
+def _current_factor(store: SessionStore, row: dict[str, Any], session) -> str | None:
+    """From the session when this process runs the call; else (SIP media workers) from its stored turns."""
+    if session is not None:
+        return session.interviewer.current_factor
+    if row["status"] != "in_progress":
+        return None
+    template = store.get_position(row["position_id"], row["position_version"]).template
+    return factor_in_progress(store.turns(row["id"]), template)
+
+
 def active_calls(store: SessionStore, voice: VoiceRuntime) -> list[dict[str, Any]]:
     rows = store.db.query(
-        "SELECT i.id, i.status, i.channel, i.started_at, i.updated_at, i.campaign_id, c.name AS candidate "
+        "SELECT i.id, i.status, i.channel, i.started_at, i.updated_at, i.campaign_id, i.position_id, "
+        "i.position_version, c.name AS candidate "
         f"FROM interviews i JOIN candidates c ON c.id = i.candidate_id WHERE i.status IN ({_marks(ACTIVE)}) "
         "ORDER BY i.created_at LIMIT ?", [*(s.value for s in ACTIVE), MAX_ACTIVE_ROWS])
     calls = []
@@ -69,7 +82,7 @@ def active_calls(store: SessionStore, voice: VoiceRuntime) -> list[dict[str, Any
                       "status": row["status"], "campaign_id": row["campaign_id"],
                       # A ringing phone counts from when it started ringing; a call from when it connected.
                       "since": row["started_at"] or row["updated_at"],
-                      "current_factor": session.interviewer.current_factor if session is not None else None,
+                      "current_factor": _current_factor(store, row, session),
                       "turns": last["turn_number"] if last else 0,
                       "last_utterance": {"role": last["role"], "text": last["text"]} if last else None})
     return calls
@@ -153,6 +166,8 @@ def interview_detail(store: SessionStore, voice: VoiceRuntime, interview_id: str
         "scorecard": scorecard_json(scorecards[-1]) if scorecards else None,
         "scorecard_versions": len(scorecards),
         "events": [event_json(e) for e in store.events(interview_id=interview.id, limit=500)],
-        "current_factor": session.interviewer.current_factor if session is not None else None,
+        "current_factor": _current_factor(store, {"id": interview.id, "status": interview.status,
+                                                  "position_id": interview.position_id,
+                                                  "position_version": interview.position_version}, session),
         "recording_url": f"/admin/interviews/{interview.id}/recording" if recording else None,
     }

@@ -2,18 +2,21 @@
 
 The hiring team's flow through the REST API (import the sample call-center position, upload candidates
 from CSV with one broken row, register a signed webhook, schedule an interview per candidate), then a
-batch of voice interviews: simulated candidates with different scripts (concrete answers, vague ones,
-one who hangs up) talk to the real voice engine (webrtcvad, Whisper, Piper, SmolLM2) over an in-process
-line, and the stored transcripts are read back through the API. The SIP channel puts the same calls
-behind real phones."""
+batch of real SIP calls: the server's dialer places them through pjsua2 media workers to a simulated
+candidates' SIP phone (dialer.sim_phone, another process) whose candidates follow different scripts
+(concrete answers, vague ones, one who hangs up). The real voice engine (webrtcvad, Whisper, Piper,
+SmolLM2) runs each call; the scoring job turns each transcript into a scorecard; the stored transcripts
+and scorecards are read back through the API, and the dashboard shows them."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
 import logging
+import secrets
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from config.settings import ServerSettings, Settings, StoreSettings, WebhookSettings
+from config.settings import LogSettings, ServerSettings, Settings, SipSettings, StoreSettings, WebhookSettings
 from config.templates import sample_template_path
-from dialer.simulator import SAMPLE_SCRIPTS
 from models.store import SessionStore
 from server.app import make_app
 from server.auth import SCOPES
@@ -32,8 +34,8 @@ from server.webhooks import verify
 SAMPLE_CSV = Path(__file__).resolve().parents[1] / "config" / "samples" / "demo_candidates.csv"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
@@ -69,23 +71,52 @@ def _show(step: str, status: int, detail: str) -> None:
     print(f"  {step:<44} HTTP {status}  {detail}")
 
 
+DEMO_SCRIPTS = {"+14155550100": "concrete", "+14155550101": "vague", "+447700900123": "hangs-up"}
+FINISHED = {"completed", "report_ready", "partial", "failed", "no_answer", "busy", "declined", "cancelled", "expired"}
+
+
+def demo_settings(data_dir: Path, phone_port: int) -> Settings:
+    return Settings(server=ServerSettings(port=free_port(), admin_password=secrets.token_urlsafe(9)),
+                    log=LogSettings(level="warning"),  # media workers and the scorer log; the demo narrates
+                    webhooks=WebhookSettings(allow_private_targets=True),  # the stand-in ATS is on 127.0.0.1
+                    store=StoreSettings(path=str(data_dir / "phonescreen.db"),
+                                        recordings_dir=str(data_dir / "recordings")),
+                    # E.164 numbers go to the simulated phone, as they would go to a SIP trunk
+                    sip=SipSettings(port=free_port(socket.SOCK_DGRAM), rtp_port_start=41000,
+                                    domain=f"127.0.0.1:{phone_port}"))
+
+
+async def start_phone(data_dir: Path) -> tuple[asyncio.subprocess.Process, int]:
+    """The simulated candidates: one SIP phone process answering each demo number with its script."""
+    port = free_port(socket.SOCK_DGRAM)
+    args = [sys.executable, "-m", "dialer.sim_phone", "--port", str(port), "--rtp-port", "42000",
+            "--record-dir", str(data_dir / "candidate-phone")]
+    for number, script in DEMO_SCRIPTS.items():
+        args += ["--assign", f"{number}={script}"]
+    phone = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                 cwd=Path(__file__).resolve().parents[1])
+    line = await asyncio.wait_for(phone.stdout.readline(), 300)  # the first run synthesizes the answers
+    if line.strip() != b"ready":
+        raise RuntimeError("the simulated candidate phone did not start")
+    return phone, port
+
+
 async def run_demo(data_dir: Path, keep_serving: bool) -> int:
     shutil.rmtree(data_dir, ignore_errors=True)  # every demo run starts from a clean store
     logging.getLogger().setLevel(logging.WARNING)  # the demo prints its own account of what happened
-    port = free_port()
-    settings = Settings(server=ServerSettings(port=port),
-                        webhooks=WebhookSettings(allow_private_targets=True),  # the stand-in ATS is on 127.0.0.1
-                        store=StoreSettings(path=str(data_dir / "phonescreen.db"),
-                                            recordings_dir=str(data_dir / "recordings")))
+    print("phonescreen demo — starting the simulated candidates' SIP phone ...", flush=True)
+    phone, phone_port = await start_phone(data_dir)
+    settings = demo_settings(data_dir, phone_port)
     store = SessionStore(settings.store.path)
     _, api_key = store.create_api_key("demo", list(SCOPES))
     receiver = WebhookReceiver()
     receiver_runner = await receiver.start()
-    runner = web.AppRunner(make_app(settings, store))
+    runner = web.AppRunner(make_app(settings, store))  # with its jobs: SIP dialer, scoring, webhooks
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", settings.server.port).start()
     base = f"{settings.public_url}/api/v1"
-    print(f"phonescreen demo — server on {settings.public_url}, store {settings.store.path}\n")
+    print(f"server on {settings.public_url}, store {settings.store.path}, "
+          f"candidates' phone on sip:127.0.0.1:{phone_port}\n")
     headers = {"Authorization": f"Bearer {api_key}"}
     try:
         async with aiohttp.ClientSession(headers=headers) as http:
@@ -107,59 +138,84 @@ async def run_demo(data_dir: Path, keep_serving: bool) -> int:
                 "url": f"http://127.0.0.1:{receiver.port}/hooks", "secret": receiver.secret,
                 "events": ["interview.status_changed", "interview.completed", "interview.scored"]})
             _show("register a signed webhook", status, hook["id"])
+            *callees, web_candidate = result["candidates"]
+            status, invite = await _call(http, "POST", f"{base}/interviews", json={
+                "candidateId": web_candidate, "positionId": position["id"], "channel": "web"})
+            _show("invite one candidate by web link", status, invite["joinUrl"].split("#")[0] + "#…")
+            status, _ = await _call(http, "POST", f"{base}/interviews/{invite['id']}/cancel")
+            _show("cancel that invite", status, "cancelled")
+            status, error = await _call(http, "POST", f"{base}/interviews/{invite['id']}/cancel")
+            _show("cancel it again (illegal transition)", status, error["error"]["message"])
             interviews = []
-            for candidate_id in result["candidates"]:
+            for candidate_id in callees:
                 status, interview = await _call(http, "POST", f"{base}/interviews", json={
                     "candidateId": candidate_id, "positionId": position["id"], "channel": "sip"})
-                interviews.append(interview)
-            _show("schedule one SIP interview per candidate", status, f"{len(interviews)} scheduled")
-            status, _ = await _call(http, "POST", f"{base}/interviews/{interviews[-1]['id']}/cancel")
-            _show("cancel the last one", status, "cancelled")
-            status, error = await _call(http, "POST", f"{base}/interviews/{interviews[-1]['id']}/cancel")
-            _show("cancel it again (illegal transition)", status, error["error"]["message"])
-            status, listing = await _call(http, "GET", f"{base}/interviews", params={"status": "scheduled"})
-            _show("list scheduled interviews", status, f"total {listing['total']}")
+                interviews.append(interview["id"])
+            _show("schedule a SIP interview per other candidate", status, f"{len(interviews)} scheduled")
             status, document = await _call(http, "GET", f"{base}/openapi.json")
             _show("OpenAPI document", status, f"{len(document['paths'])} paths")
-            await interview_batch(settings, store, [i["id"] for i in interviews[:len(SAMPLE_SCRIPTS)]])
-            for interview in interviews[:len(SAMPLE_SCRIPTS)]:
-                status, record = await _call(http, "GET", f"{base}/interviews/{interview['id']}")
+            print(f"\n  the server dials {len(interviews)} candidates over SIP (real pjsua2 calls on 127.0.0.1; "
+                  "the first start loads Whisper, Piper and SmolLM2) ...", flush=True)
+            records = await follow_calls(http, base, interviews)
+            for record in records:
                 print_transcript(record)
+                print_scorecard(record)
             for _ in range(50):  # the dispatcher polls every second; wait boundedly for the deliveries
-                if len(receiver.received) >= len(SAMPLE_SCRIPTS) * 4:
+                if len(receiver.received) >= len(interviews) * 4:
                     break
                 await asyncio.sleep(0.1)
             signed = sum(ok for ok, _ in receiver.received)
             print(f"\n  webhooks received by the stand-in ATS: {len(receiver.received)}, signatures valid: {signed}")
-        print(f"\n  recordings (stereo WAV: candidate left, AI right) in {settings.store.recordings_dir}")
+        print(f"  recordings (stereo WAV: candidate left, AI right) in {settings.store.recordings_dir}")
+        print(f"\n  dashboard: {settings.public_url}/admin  (password: {settings.server.admin_password})")
         if keep_serving:
             print(f"\nServing on {settings.public_url} — API key (shown once): {api_key}\nCtrl-C to stop.")
             await asyncio.Event().wait()
-        return 0 if receiver.received and signed == len(receiver.received) else 1
+        scored = all(record["scorecard"] for record in records)
+        return 0 if scored and receiver.received and signed == len(receiver.received) else 1
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # stops the SIP dialer and its media workers
         await receiver_runner.cleanup()
         store.close()
+        if phone.returncode is None:
+            phone.stdin.close()
+            try:
+                await asyncio.wait_for(phone.wait(), 20)
+            except TimeoutError:
+                phone.kill()
 
 
-async def interview_batch(settings: Settings, store: SessionStore, interview_ids: list[str]) -> None:
-    """One simulated candidate per interview, all at once, through the real voice engine."""
-    from dialer.simulator import SimulatedCandidate, run_call
-    from ivr.engines import load_engines
-    from ivr.session import InterviewSession
-    print(f"\n  calling {len(interview_ids)} simulated candidates (loading Whisper, Piper and SmolLM2)...")
-    engines = load_engines(settings, "en")
+async def follow_calls(http: aiohttp.ClientSession, base: str, interview_ids: list[str],
+                       limit_s: float = 900) -> list[dict[str, Any]]:
+    """Print each interview's status changes as they happen until every one is over and scored."""
+    started, last, records = time.monotonic(), {}, {}
+    while time.monotonic() - started < limit_s:
+        for interview_id in interview_ids:
+            _, records[interview_id] = await _call(http, "GET", f"{base}/interviews/{interview_id}")
+            record = records[interview_id]
+            seen = (record["status"], len(record["turns"]), bool(record["scorecard"]))
+            if last.get(interview_id) != seen:
+                last[interview_id] = seen
+                scored = ", scored" if record["scorecard"] else ""
+                print(f"  {time.monotonic() - started:6.1f}s  {interview_id}  {record['status']:<12} "
+                      f"{len(record['turns'])} turns{scored}", flush=True)
+        if all(r["status"] in FINISHED and (r["scorecard"] or r["status"] not in ("report_ready", "partial",
+                                                                                     "completed"))
+               for r in records.values()):
+            break
+        await asyncio.sleep(0.5)
+    return [records[i] for i in interview_ids]
 
-    async def call(interview_id: str, script) -> str:
-        for status in ("dialing", "ringing", "in_progress"):  # what the SIP leg reports as the call connects
-            store.transition(interview_id, status)
-        session = InterviewSession.for_interview(store, interview_id, engines=engines, voice=settings.voice,
-                                                 recordings_dir=settings.store.recordings_dir)
-        return await run_call(session, SimulatedCandidate(script))
 
-    started = time.monotonic()
-    outcomes = await asyncio.gather(*(call(i, s) for i, s in zip(interview_ids, SAMPLE_SCRIPTS)))
-    print(f"  {len(outcomes)} interviews finished in {time.monotonic() - started:.0f} s: {', '.join(outcomes)}")
+def print_scorecard(record: dict[str, Any]) -> None:
+    card = record.get("scorecard")
+    if not card:
+        return
+    overall = "no overall (low confidence)" if card["overall"] is None else f"overall {card['overall']:.0f}/100"
+    print(f"    scorecard: {card['status']}, {overall}")
+    for factor in card["data"].get("factors", []):
+        score = "—" if factor.get("score") is None else f"{factor['score']:.0f}"
+        print(f"      {factor.get('name', factor.get('key')):<32} {score:>4}")
 
 
 def print_transcript(record: dict[str, Any]) -> None:

@@ -1,14 +1,13 @@
 """The admin dashboard over a live loopback server and the real store: the login (wrong password, rate
 limit, signed cookie, logout), the JSON and event-stream endpoints, recordings only for a logged-in admin,
-and Debian's Chromium watching a phone interview (a simulated candidate in a Piper voice on a line paced in
-real time, run by the real voice engine in the server's process) appear, progress and complete with no
-reload, then its page: timestamped transcript, recording player, scorecard bars and citations."""
+and Debian's Chromium watching a real SIP interview (a media worker process dialing the simulated
+candidate's SIP phone on 127.0.0.1) appear, progress and complete with no reload, then its page:
+timestamped transcript, recording player, scorecard bars and citations."""
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import json
-import time
 from datetime import timedelta
 
 import pytest
@@ -16,13 +15,11 @@ from aiohttp import web
 
 from browser import ANSWER, CONSENT, artifact, chromium, short_template
 from config.settings import Settings
-from dialer.leg import Leg, LegEvent, LineEnded
-from dialer.simulator import CandidateScript, SimulatedCandidate
-from ivr.frames import AudioFrame, silence
+from dialer.sip.pool import MediaWorkerPool
 from models.store import SessionStore
 from server.admin_auth import ADMIN, COOKIE, MAX_FAILURES
 from server.app import make_app
-from server.voice import run_interview
+from sip_harness import sim_phone, sip_settings
 
 PASSWORD = "correct horse battery staple"
 
@@ -178,42 +175,13 @@ async def test_counters_list_filters_and_detail(client, store) -> None:
     assert (await client.get(f"/admin/interviews/{ids[0]}/recording")).status == 404  # none was made
 
 
-class RealTimePhoneLine(Leg):
-    """A simulated candidate on a phone line that delivers a 20 ms frame every 20 ms, as a SIP leg does."""
-    sample_rate = 8000
-
-    def __init__(self, candidate: SimulatedCandidate) -> None:
-        self.candidate = candidate
-        self.heard: AudioFrame = silence(self.sample_rate)
-        self.next_at: float | None = None
-        self.ended: LineEnded | None = None
-
-    async def receive(self) -> LegEvent:
-        if self.ended is not None:
-            return self.ended
-        now = time.monotonic()
-        self.next_at = (self.next_at or now) + 0.02
-        await asyncio.sleep(max(0.0, self.next_at - now))
-        said = self.candidate.step(self.heard)
-        if said is None:
-            self.ended = LineEnded("remote_hangup")
-            return self.ended
-        return said
-
-    def send(self, frame: AudioFrame) -> None:
-        self.heard = frame
-
-    async def hang_up(self, reason: str) -> None:
-        self.ended = LineEnded("local_hangup")
-
-
 def text_is(selector: str, value: str) -> str:
     """A selector for the element while its text is exactly `value` (no script: the pages' CSP forbids eval)."""
     return f"{selector}:text-is({json.dumps(value)})"
 
 
-async def test_admin_watches_a_phone_interview_live_and_reads_its_report(aiohttp_client, admin_app, store,
-                                                                          tmp_path) -> None:
+async def test_admin_watches_a_sip_interview_live_and_reads_its_report(aiohttp_client, admin_app, settings,
+                                                                        store, tmp_path) -> None:
     server = await aiohttp_client(admin_app)
     position = store.create_position(short_template())
     ana = store.upsert_candidate({"name": "Ana Ruiz", "phone": "+14155550100"})[0]
@@ -238,23 +206,18 @@ async def test_admin_watches_a_phone_interview_live_and_reads_its_report(aiohttp
         iid = interview.id
         row = f'#active-calls tr[data-interview="{iid}"]'
         await page.wait_for_selector(f'#recent tr[data-interview="{iid}"]')  # it appears, scheduled
-        store.transition(iid, "dialing")
-        await page.wait_for_selector(text_is("#counter-dialing", "1"))
-        await page.wait_for_selector(f"{row} .status-dialing")
-        store.transition(iid, "ringing")
-        await page.wait_for_selector(text_is("#counter-ringing", "1"))
-        await page.wait_for_selector(text_is("#counter-dialing", "0"))
-        store.transition(iid, "in_progress")
-        candidate = SimulatedCandidate(CandidateScript("phone", (CONSENT, ANSWER)))
-        call = asyncio.create_task(run_interview(admin_app, iid, RealTimePhoneLine(candidate)))
-        await page.wait_for_selector(text_is("#counter-in-progress", "1"))
-        await page.wait_for_selector(text_is(f"{row} .factor", "Customer empathy"), timeout=90_000)
-        await page.wait_for_selector(f"{row} .utterance .who.candidate", timeout=30_000)  # the consent
-        assert await page.text_content(f"{row} .duration") not in ("", "0:00")
-        await page.wait_for_selector('.campaign .segment.active')
-        await page.screenshot(path=artifact("admin-dashboard-live-call.png"), full_page=True)
-
-        assert await asyncio.wait_for(call, 180) == "completed"
+        # A real SIP call: a media worker process dials the simulated candidate's SIP phone.
+        with sim_phone(tmp_path, [{"name": "phone", "answers": [CONSENT, ANSWER]}]) as phone:
+            async with MediaWorkerPool(sip_settings(settings), store, with_llm=False) as pool:
+                call = asyncio.create_task(pool.dial(iid, phone.uri("phone")))
+                await page.wait_for_selector(f"{row} .status-ringing", timeout=30_000)
+                await page.wait_for_selector(text_is("#counter-in-progress", "1"), timeout=30_000)
+                await page.wait_for_selector(text_is(f"{row} .factor", "Customer empathy"), timeout=90_000)
+                await page.wait_for_selector(f"{row} .utterance .who.candidate", timeout=30_000)  # an answer
+                assert await page.text_content(f"{row} .duration") not in ("", "0:00")
+                await page.wait_for_selector('.campaign .segment.active')
+                await page.screenshot(path=artifact("admin-dashboard-live-call.png"), full_page=True)
+                assert (await asyncio.wait_for(call, 180)).status == "completed"
         await page.wait_for_selector(text_is("#counter-completed-today", "1"))
         await page.wait_for_selector(text_is("#counter-in-progress", "0"))
         await page.wait_for_selector(row, state="detached")

@@ -8,8 +8,8 @@ import signal
 
 from dialer.sip.pool import MediaWorkerPool
 from models.lifecycle import Status
-from tests.sip_harness import SHORT_ANSWERS, new_interview, short_template, sim_phone, sip_settings
-from tests.voice import transcribe_wav, word_error_rate
+from sip_harness import SHORT_ANSWERS, new_interview, short_template, sim_phone, sip_settings
+from voice import transcribe_wav, word_error_rate
 
 SHORT_SCRIPT = {"name": "short", "answers": list(SHORT_ANSWERS)}
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+from dialer.simulator import CandidateScript, SimulatedCandidate, connected_interview, run_call
+from ivr.session import InterviewSession
 from models.lifecycle import Status
 from server.app import make_app
 from server.cli import main
-from tests.sip_harness import SHORT_ANSWERS, SHORT_TEMPLATE, short_template, sim_phone, sip_settings
-from tests.voice import word_error_rate
+from sip_harness import SHORT_ANSWERS, SHORT_TEMPLATE, short_template, sim_phone, sip_settings
+from voice import record_shape, word_error_rate
 
 SHORT_SCRIPT = {"name": "short", "answers": list(SHORT_ANSWERS)}
 
@@ -43,7 +45,7 @@ def test_call_command_refuses_a_target_it_cannot_route(settings, tmp_path, capsy
 
 
 async def test_serve_dials_sip_interviews_created_through_the_api(settings, store, make_key, aiohttp_client,
-                                                                  tmp_path) -> None:
+                                                                  engines, tmp_path) -> None:
     with sim_phone(tmp_path, [SHORT_SCRIPT], assign={"+14155550100": "short"}) as phone:
         base = sip_settings(settings)
         settings = dataclasses.replace(base, sip=dataclasses.replace(base.sip, domain=phone.address))
@@ -69,3 +71,20 @@ async def test_serve_dials_sip_interviews_created_through_the_api(settings, stor
     assert word_error_rate(" ".join(SHORT_ANSWERS), spoken) <= 0.15
     statuses = [e["data"]["to"] for e in record["events"] if e["type"] == "interview.status_changed"]
     assert statuses[:3] == ["dialing", "ringing", "in_progress"]
+    # The same record shape as an interview over the in-process line (which the Twilio and web channels'
+    # tests compare with too): one session schema whatever the channel.
+    line_id = connected_interview(store, short_template(), name="Bo Chen", phone="+14155550123")
+    session = InterviewSession.for_interview(store, line_id, engines=engines, voice=settings.voice,
+                                             recordings_dir=tmp_path)
+    assert await run_call(session, SimulatedCandidate(CandidateScript("line", SHORT_ANSWERS))) == "completed"
+    # Both are scored by the app's scoring job, so both records carry a scorecard.
+    assert record_shape(await scored_record(client, interview_id)) == record_shape(await scored_record(client, line_id))
+
+
+async def scored_record(client, interview_id: str) -> dict:
+    for _ in range(600):  # 60 s, bounded
+        record = await (await client.get(f"/api/v1/interviews/{interview_id}")).json()
+        if record["scorecard"]:
+            return record
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{interview_id} was not scored")

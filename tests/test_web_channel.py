@@ -27,7 +27,7 @@ from ivr.tts.phrase_cache import ACKNOWLEDGEMENTS
 from models.db import utcnow
 from models.store import SessionStore
 from server.app import make_app
-from voice import word_error_rate
+from voice import record_shape, word_error_rate
 
 FRAME_BYTES = 640  # 20 ms of PCM16 at 16 kHz
 
@@ -73,15 +73,6 @@ def answers_wav(path: Path, engines: VoiceEngines, template: InterviewTemplate) 
     pcm = np.concatenate([quiet(lead_s), candidate_audio(CONSENT, WEB_RATE, telephone=False), quiet(gap_s),
                           candidate_audio(ANSWER, WEB_RATE, telephone=False), quiet(120)])
     return write_wav(path, pcm, WEB_RATE)
-
-
-def key_shape(value: object) -> object:
-    """The keys of a JSON record, recursively (lists by their first item): its shape without its values."""
-    if isinstance(value, dict):
-        return {key: key_shape(item) for key, item in value.items() if key != "data"}
-    if isinstance(value, list):
-        return [key_shape(value[0])] if value else []
-    return None
 
 
 async def phone_record(server, store: SessionStore, template: InterviewTemplate, engines: VoiceEngines,
@@ -156,7 +147,7 @@ async def test_web_interview_completes_end_to_end_with_the_same_record_as_a_phon
     web_record = await response.json()
     phone = await phone_record(server, store, template, engines, tmp_path)
     assert phone["channel"] == "sip" and web_record["channel"] == "web"
-    assert key_shape(web_record) == key_shape(phone)
+    assert record_shape(web_record) == record_shape(phone)
     assert token not in json.dumps(web_record)
 
 

@@ -15,7 +15,7 @@ from dialer.simulator import CANDIDATE_LENGTH_SCALE, candidate_audio
 from ivr.frames import AudioFrame, frames_of
 from ivr.resample import resample
 
-__all__ = ["CANDIDATE_LENGTH_SCALE", "candidate_audio", "frames_of", "silence_frames", "transcribe_wav",
+__all__ = ["CANDIDATE_LENGTH_SCALE", "candidate_audio", "frames_of", "record_shape", "silence_frames", "transcribe_wav",
            "word_error_rate"]
 
 _NUMBER_WORDS = (
@@ -61,3 +61,13 @@ def transcribe_wav(stt, path: Path, channel: int | None = None) -> str:
     for frame in frames_of(pcm, rate_in):
         stream.push(frame)
     return stream.finish().text
+
+
+def record_shape(value: object) -> object:
+    """The keys of a JSON record, recursively (lists by their first item; free-form `data` left out): what
+    must be the same whichever channel carried the interview."""
+    if isinstance(value, dict):
+        return {key: record_shape(item) for key, item in value.items() if key != "data"}
+    if isinstance(value, list):
+        return [record_shape(value[0])] if value else []
+    return None

@@ -37,6 +37,7 @@ class SipCall(pj.Call):
         self.confirmed = asyncio.Event()
         self.early = asyncio.Event()  # 180/183 seen
         self.disconnected = asyncio.Event()
+        self.audio_index: int | None = None  # the call's active audio media, once SDP is negotiated
 
     # -- pjsua2 callbacks -------------------------------------------------------------------------------
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
@@ -47,6 +48,7 @@ class SipCall(pj.Call):
         info = self.getInfo()
         for index, media in enumerate(info.media):
             if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE and self.port:
+                self.audio_index = index
                 audio = self.getAudioMedia(index)
                 audio.startTransmit(self.port)
                 self.port.startTransmit(audio)
@@ -74,6 +76,30 @@ class SipCall(pj.Call):
             self.disconnected.set()
             self.leg.on_signal(LineEnded("remote_hangup" if not self.leg.hanging_up else "local_hangup"))
 
+    def rtp_packets_received(self) -> int:
+        """RTP packets (audio and telephone events) received on the call's audio stream so far."""
+        if self.audio_index is None or self.disconnected.is_set():
+            return 0
+        try:
+            return self.getStreamStat(self.audio_index).rtcp.rxStat.pkt
+        except pj.Error:  # the media is being torn down
+            return 0
+
+    async def watch_rtp(self, timeout_s: float, interval_s: float = 0.25) -> None:
+        """End the leg with LineEnded("rtp_timeout") once no RTP packet has arrived for `timeout_s`.
+        pjsip's conference bridge keeps handing the FramePort (silent) frames after the far end stops
+        sending, so the bridge's own media timeout cannot see the gap; the stream's packet count can."""
+        last, quiet_since = -1, self.loop.time()
+        while self.leg.ended is None:
+            await asyncio.sleep(interval_s)
+            count, now = self.rtp_packets_received(), self.loop.time()
+            if count != last:
+                last, quiet_since = count, now
+            elif now - quiet_since >= timeout_s:
+                log.info("no RTP for %.1f s; ending the call", now - quiet_since, extra={"interview_id": self.label})
+                self.leg.on_signal(LineEnded("rtp_timeout"))
+                return
+
     def hang_up_now(self, status_code: int = 0) -> None:
         """BYE if answered, CANCEL if still ringing, or a final response (e.g. 486) to an incoming call."""
         if self.disconnected.is_set():
@@ -92,10 +118,17 @@ class SipCall(pj.Call):
         self.answer(prm)
 
     def release(self) -> None:
-        """Disconnect the media port; the owner then drops its references (port before call)."""
-        if self.port is not None:
-            self.port.outbound.clear()
-            self.port = None
+        """Once the call is over: unlink call, leg and port so plain reference counting frees the pjsua2
+        objects now, before `libDestroy()` (a Call freed after it trips an assertion in pjsua)."""
+        port, self.port = self.port, None
+        if port is not None:
+            port.on_audio = _ignore_audio  # the media thread may still be delivering a frame
+            port.outbound.clear()
+        self.leg.call = None
+
+
+def _ignore_audio(frame: AudioFrame) -> None:
+    pass
 
 
 class SipLeg(Leg):
@@ -103,7 +136,7 @@ class SipLeg(Leg):
     sample_rate = RATE
 
     def __init__(self, call: SipCall) -> None:
-        self.call = call
+        self.call: SipCall | None = call  # None once the call is released
         self.events: collections.deque[LegEvent] = collections.deque()
         self.wakeup = asyncio.Event()
         self.frames_queued = 0
@@ -152,20 +185,21 @@ class SipLeg(Leg):
         return event
 
     def send(self, frame: AudioFrame) -> None:
-        if self.call.port is not None:
+        if self.call is not None and self.call.port is not None:
             self.call.port.play(frame)
 
     def clear(self) -> None:
-        if self.call.port is not None:
+        if self.call is not None and self.call.port is not None:
             self.call.port.clear()
 
     async def hang_up(self, reason: str, drain_s: float = 2.0) -> None:
         """Let the queued audio (the goodbye's last frames) play, then BYE."""
-        if self.hanging_up or self.call.disconnected.is_set():
+        call = self.call
+        if call is None or self.hanging_up or call.disconnected.is_set():
             return
         self.hanging_up = True
-        deadline = self.call.loop.time() + drain_s
-        while self.call.port is not None and self.call.port.outbound and self.call.loop.time() < deadline:
+        deadline = call.loop.time() + drain_s
+        while call.port is not None and call.port.outbound and call.loop.time() < deadline:
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.1)  # the conference bridge and jitter buffer hold a few more frames
-        self.call.hang_up_now()
+        call.hang_up_now()

@@ -165,12 +165,15 @@ class MediaWorker:
         session = InterviewSession.for_interview(self.store, iid, engines=self.engines, voice=self.settings.voice,
                                                  recordings_dir=self.settings.store.recordings_dir)
         talk = asyncio.create_task(bridge(session, call.leg, silence_timeout_s=self.sip.rtp_timeout_s))
+        rtp_watch = asyncio.create_task(call.watch_rtp(self.sip.rtp_timeout_s))  # frames flow on without RTP
         try:
             return await asyncio.wait_for(asyncio.shield(talk), self.sip.max_call_s)
         except TimeoutError:
             log.warning("call reached sip.max_call_s; hanging up", extra={"interview_id": iid})
             call.hang_up_now()
             return await talk
+        finally:
+            rtp_watch.cancel()
 
     async def _ring(self, iid: str, call: SipCall) -> bool:
         """Wait for the answer; True once the call is confirmed, False on a final failure or the ring timeout."""
