@@ -188,16 +188,23 @@ class SimulatedCandidate:
         self._heard_ai, self._wait_ms = False, None
 
 
+def scheduled_interview(store, template, *, channel: str = "sip", name: str = "Ana Ruiz",
+                        phone: str = "+14155550100") -> str:
+    """A stored, scheduled interview of a new position from `template` for a simulated candidate; its id."""
+    position = store.create_position(template)
+    candidate, _ = store.upsert_candidate({"name": name, "phone": phone, "timezone": "UTC"})
+    interview, _ = store.create_interview(candidate_id=candidate.id, position_id=position.id, channel=channel,
+                                          expires_at=store.clock() + timedelta(days=1))
+    return interview.id
+
+
 def connected_interview(store, template, *, name: str = "Ana Ruiz", phone: str = "+14155550100") -> str:
     """A stored interview for a simulated candidate whose call has just connected (in_progress), as the
     SIP leg leaves it before the conversation starts; returns its id."""
-    position = store.create_position(template)
-    candidate, _ = store.upsert_candidate({"name": name, "phone": phone, "timezone": "UTC"})
-    interview, _ = store.create_interview(candidate_id=candidate.id, position_id=position.id, channel="sip",
-                                          expires_at=store.clock() + timedelta(days=1))
+    interview_id = scheduled_interview(store, template, name=name, phone=phone)
     for status in ("dialing", "in_progress"):
-        store.transition(interview.id, status)
-    return interview.id
+        store.transition(interview_id, status)
+    return interview_id
 
 
 def rms(frame: AudioFrame) -> float:

@@ -45,6 +45,16 @@ def engines() -> VoiceEngines:
 
 
 @pytest.fixture
+async def double():
+    """A local Twilio (REST Calls, signed status callbacks, Media Streams client) on 127.0.0.1."""
+    from twilio_double import TwilioDouble
+    twilio = TwilioDouble()
+    await twilio.start()
+    yield twilio
+    await twilio.close()
+
+
+@pytest.fixture
 def make_key(store: SessionStore):
     """make_key(scopes) -> the Authorization header for a new key with those scopes."""
     def make(scopes=SCOPES) -> dict[str, str]:

@@ -10,12 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
 
 from config.settings import Settings, SipSettings
 from config.templates import InterviewTemplate, load_template_text
+from dialer.simulator import scheduled_interview
 from models.store import SessionStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,11 +92,7 @@ def sip_settings(settings: Settings, *, workers: int = 1, **overrides) -> Settin
 def new_interview(store: SessionStore, template: InterviewTemplate, *, name: str = "Ana Ruiz",
                   phone: str = "+14155550100") -> str:
     """A scheduled SIP interview, ready to dial."""
-    position = store.create_position(template)
-    candidate, _ = store.upsert_candidate({"name": name, "phone": phone, "timezone": "UTC"})
-    interview, _ = store.create_interview(candidate_id=candidate.id, position_id=position.id, channel="sip",
-                                          expires_at=store.clock() + timedelta(days=1))
-    return interview.id
+    return scheduled_interview(store, template, channel="sip", name=name, phone=phone)
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ from ivr.session import InterviewSession
 from models.lifecycle import ACTIVE
 from server.app import SETTINGS, make_app
 from server.twilio_endpoints import place_call
-from twilio_double import Callee, TwilioDouble, twilio_interview, twilio_settings
+from twilio_double import Callee, twilio_interview, twilio_settings
 from voice import word_error_rate
 
 CONSENT = "Yes, that's fine, go ahead."
@@ -39,14 +39,6 @@ def template(sample_template: InterviewTemplate) -> InterviewTemplate:
                 closing="Thank you, that's all my questions. Goodbye.",
                 factors=[{**data["factors"][0], "max_follow_ups": 0}])
     return parse_template(data)
-
-
-@pytest.fixture
-async def double():
-    twilio = TwilioDouble()
-    await twilio.start()
-    yield twilio
-    await twilio.close()
 
 
 @pytest.fixture

@@ -33,14 +33,6 @@ GOOD = TwilioSettings(enabled=True, account_sid="AC" + "0123456789abcdef" * 2, a
 
 
 @pytest.fixture
-async def double():
-    twilio = TwilioDouble()
-    await twilio.start()
-    yield twilio
-    await twilio.close()
-
-
-@pytest.fixture
 async def app(aiohttp_server, settings: Settings, store: SessionStore, double: TwilioDouble):
     port = unused_port()
     app = make_app(twilio_settings(settings, double, port), store, background_jobs=False)

@@ -26,7 +26,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email.utils import format_datetime
 
 import aiohttp
@@ -36,7 +36,8 @@ from twilio.request_validator import RequestValidator
 from config.settings import Settings, TwilioSettings
 from config.templates import InterviewTemplate
 
-from dialer.simulator import BACKCHANNEL, SPEECH_RMS, CandidateScript, SimulatedCandidate, candidate_audio, rms
+from dialer.simulator import (BACKCHANNEL, SPEECH_RMS, CandidateScript, SimulatedCandidate, candidate_audio, rms,
+                              scheduled_interview)
 from ivr.frames import AudioFrame, FrameChunker, silence
 from ivr.g711 import ulaw_decode, ulaw_encode
 from models.store import SessionStore
@@ -427,11 +428,7 @@ def _rfc2822() -> str:
 def twilio_interview(store: SessionStore, template: InterviewTemplate, phone: str,
                      name: str = "Ana Ruiz") -> str:
     """A scheduled Twilio interview for a candidate at `phone`; returns its id."""
-    position = store.create_position(template)
-    candidate, _ = store.upsert_candidate({"name": name, "phone": phone, "timezone": "UTC"})
-    interview, _ = store.create_interview(candidate_id=candidate.id, position_id=position.id, channel="twilio",
-                                          expires_at=store.clock() + timedelta(days=1))
-    return interview.id
+    return scheduled_interview(store, template, channel="twilio", name=name, phone=phone)
 
 
 def twilio_settings(base: Settings, double: TwilioDouble, port: int, **twilio: object) -> Settings:
