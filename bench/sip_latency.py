@@ -81,8 +81,10 @@ async def run_level(calls: int, llm: str, tmp: Path) -> dict:
         elif status == "in_progress" and interview_id in dialed:
             setup_ms.append((time.monotonic() - dialed[interview_id]) * 1000)
 
+    timings: list[dict] = []
     try:
-        async with MediaWorkerPool(settings, store, with_llm=llm == "embedded", on_state=on_state) as pool:
+        async with MediaWorkerPool(settings, store, with_llm=llm == "embedded", on_state=on_state,
+                                   on_done=lambda _result, call_timings: timings.extend(call_timings)) as pool:
             pid = pool.workers[0].process.pid
             cpu_before, started = cpu_seconds(pid), time.monotonic()
             results = await asyncio.gather(*(pool.dial(iid, f"sip:{SCRIPTS[i % 2]}@127.0.0.1:{port}")
@@ -100,7 +102,6 @@ async def run_level(calls: int, llm: str, tmp: Path) -> dict:
             first = next((t for t in onsets if t > answer["last_word_ms"]), None)
             if first is not None:
                 ear.append(first - answer["last_word_ms"])
-    timings = [t for r in results for t in (getattr(r, "timings", None) or [])]
     store.close()
     return {"calls": calls, "statuses": [r.status for r in results], "ear": ear, "setup": setup_ms,
             "timings": timings, "cpu_share_per_call": cpu / wall / calls}
@@ -110,10 +111,7 @@ def print_level(level: dict) -> None:
     print(f"\n{level['calls']} concurrent call(s): {', '.join(level['statuses'])}")
     print(row("candidate stops -> first AI audio at the phone", level["ear"]))
     print(row("call setup (INVITE -> answered)", level["setup"]))
-    timings = [t for t in level["timings"] if isinstance(t, dict)]  # TurnTiming fields, if the worker sends them
-    for t in timings:
-        if t.get("first_audio_ms") is not None:
-            t["total_ms"] = t["endpoint_delay_ms"] + t["first_audio_ms"]
+    timings = level["timings"]  # the worker's TurnTiming per reply, as dicts (dialer/sip/pool.py on_done)
     for stage in ("endpoint_delay_ms", "stt_final_ms", "decide_ms", "tts_first_audio_ms", "total_ms"):
         values = [t[stage] for t in timings if t.get(stage) is not None]
         if values:

@@ -26,6 +26,11 @@ class ServerSettings:
     max_body_bytes: int = 1_048_576
     admin_password: str = ""
     admin_session_hours: int = 12  # how long a dashboard login lasts
+    # SIGTERM: active interviews get this long to finish by themselves, then hear a goodbye (partial).
+    shutdown_grace_s: float = 30.0
+    shutdown_goodbye_s: float = 20.0  # the most the goodbye line and the hang-up may take after the grace
+    recording_url_ttl_s: int = 3600  # how long a signed recording URL works
+    recording_url_secret: str = ""  # HMAC key of recording URLs; empty = a random one per process
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,12 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    days: int = 0  # recordings and transcripts of interviews ended longer ago are deleted daily; 0 = keep
+    keep_scorecards: bool = True  # keep scorecards of purged interviews, without the quoted answers
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "info"
     format: str = "json"  # json | text
@@ -160,6 +171,7 @@ class Settings:
     sip: SipSettings = field(default_factory=SipSettings)
     twilio: TwilioSettings = field(default_factory=TwilioSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     source: str = "defaults"
 
     @property
@@ -171,6 +183,10 @@ _CHECKS = {
     ("server", "port"): lambda v: 0 < v < 65536,
     ("server", "max_body_bytes"): lambda v: v >= 1024,
     ("server", "admin_session_hours"): lambda v: 1 <= v <= 720,
+    ("server", "shutdown_grace_s"): lambda v: 0 <= v <= 3600,
+    ("server", "shutdown_goodbye_s"): lambda v: 1 <= v <= 300,
+    ("server", "recording_url_ttl_s"): lambda v: 10 <= v <= 7 * 86400,
+    ("retention", "days"): lambda v: 0 <= v <= 36500,
     ("store", "busy_timeout_ms"): lambda v: v >= 0,
     ("webhooks", "max_attempts"): lambda v: 1 <= v <= 50,
     ("webhooks", "backoff_base_s"): lambda v: v > 0,

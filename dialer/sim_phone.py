@@ -3,8 +3,9 @@
 It answers INVITEs on 127.0.0.1 and plays a SimulatedCandidate (Piper answers, spoken only after the AI
 has finished, with natural pauses) over RTP. The user part of the called URI picks what happens:
 a script name (`sip:concrete@127.0.0.1:5070`, `vague`, `hangs-up`, or one from --scripts), or `busy`
-(486), `decline` (603), `noanswer` (rings forever); `--assign USER=SCRIPT` maps other users (phone
-numbers) to scripts; any other user gets the first script.
+(486), `decline` (603), `noanswer` (rings forever), `voicemail` (an answering machine: a 6 s greeting,
+a beep, then it records); `--assign USER=SCRIPT` maps other users (phone numbers) to scripts (or to
+`voicemail`); any other user gets the first script.
 It prints `ready` once listening, then one JSON line per finished call (what it said, when), and writes
 what it heard from the AI to --record-dir/<call-n>.wav. It stops on SIGTERM or when stdin closes.
 """
@@ -22,17 +23,22 @@ import sys
 import wave
 from pathlib import Path
 
+import numpy as np
 import pjsua2 as pj
 
 from dialer.leg import LineEnded
 from dialer.simulator import SAMPLE_SCRIPTS, SPEECH_RMS, CandidateScript, SimulatedCandidate, candidate_audio, rms
 from dialer.sip.call import SipCall
 from dialer.sip.endpoint import EndpointPlan, account_config, poll_forever, start_endpoint
-from ivr.frames import AudioFrame
+from ivr.frames import AudioFrame, frames_of, silence
 
 REFUSALS = {"busy": 486, "decline": 603}
 RING_MS = 300  # between 180 Ringing and 200 OK
 ONSET_QUIET_MS = 200  # AI speech after this much quiet is an onset (for latency measured at the phone)
+VOICEMAIL = "voicemail"
+VOICEMAIL_GREETING = ("Hi, you have reached Ana Ruiz. I can't take your call right now. Please leave your "
+                      "name, your number and a short message after the tone, and I will call you back.")
+BEEP_HZ, BEEP_MS = 1000, 400
 
 
 def script_key(name: str) -> str:
@@ -86,6 +92,10 @@ class SimulatedPhone:
                 return
             await asyncio.sleep(RING_MS / 1000)
             call.answer_now(200)
+            if self.assigned.get(user, user) == VOICEMAIL:
+                report.update({"answered": 200, "script": VOICEMAIL})
+                await self._voicemail(call, number, report)
+                return
             script = self.scripts.get(self.assigned.get(user, user), self.default)
             report.update({"answered": 200, "script": script.name})
             report["said"] = await self._talk(call, script, number, report)
@@ -96,6 +106,34 @@ class SimulatedPhone:
             print(json.dumps(report), flush=True)
             call.release()
             self.calls.discard(call)
+
+    async def _voicemail(self, call: SipCall, number: int, report: dict) -> None:
+        """An answering machine: greeting, beep, then record until the caller hangs up (or 60 s)."""
+        beep = (8000 * np.sin(2 * np.pi * BEEP_HZ * np.arange(8 * BEEP_MS) / 8000)).astype(np.int16)
+        outgoing = frames_of(np.concatenate([candidate_audio(VOICEMAIL_GREETING), beep]), 8000)
+        report["beep_at_ms"] = 20 * len(outgoing) - BEEP_MS
+        heard, sent, loud_after_beep = bytearray(), 0, 0
+        while sent < len(outgoing) + 3000:  # at most 60 s of recording after the beep
+            try:
+                event = await asyncio.wait_for(call.leg.receive(), timeout=5)
+            except TimeoutError:
+                break
+            if isinstance(event, LineEnded):
+                report["hung_up_by"] = "caller"
+                break
+            if not isinstance(event, AudioFrame):
+                continue
+            heard += event.pcm
+            if sent >= len(outgoing) and rms(event) > SPEECH_RMS:
+                loud_after_beep += 20
+            call.leg.send(outgoing[sent] if sent < len(outgoing) else silence(8000))
+            sent += 1
+        report["message_ms"] = loud_after_beep  # how much speech the machine recorded after its beep
+        report["heard_until_ms"] = 20 * sent
+        if self.record_dir is not None:
+            with wave.open(str(self.record_dir / f"call-{number}.wav"), "wb") as out:
+                out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
+                out.writeframes(bytes(heard))
 
     async def _talk(self, call: SipCall, script: CandidateScript, number: int, report: dict) -> list[dict]:
         candidate = SimulatedCandidate(script)
@@ -151,7 +189,7 @@ async def main_async(args: argparse.Namespace) -> None:
     plan = EndpointPlan(args.address, args.port, args.rtp_port, 100)
     endpoint = start_endpoint(plan)
     assigned = dict(item.split("=", 1) for item in args.assign)
-    unknown = sorted(set(assigned.values()) - set(scripts))
+    unknown = sorted(set(assigned.values()) - set(scripts) - {VOICEMAIL})
     if unknown:
         raise SystemExit(f"--assign: unknown scripts {unknown}; known: {sorted(scripts)}")
     phone = SimulatedPhone(scripts, Path(args.record_dir) if args.record_dir else None, args.max_call_s,

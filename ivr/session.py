@@ -42,6 +42,8 @@ log = logging.getLogger("phonescreen.ivr")
 PREROLL_MS = 300  # audio kept from before speech was confirmed, so the first syllable reaches STT
 BARGE_IN_CONFIRM = 2  # speech this many times barge_in_ms long is an interruption whatever it says
 FIXED_KINDS = frozenset({"reprompt", "goodbye"})  # replies whose wording never depends on the candidate
+# Said when the server must end a call early (shutdown): the interview ends partial.
+POLITE_END = ("I'm sorry, we have to end the call here.", "Our team will be in touch.")
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class InterviewSession:
         self._hung_up = asyncio.Event()
         self._last_frame_wall = time.monotonic()
         self._ended = False
+        self._cut_short = False  # ended by end_politely: partial, whatever the interviewer's state
         self._collecting: set[asyncio.Task] = set()  # turns whose final transcript is still coming
         # Lines every candidate of this template hears word for word: synthesized once per process.
         self._fixed_phrases = frozenset({*ACKNOWLEDGEMENTS, *sentences(template.consent),
@@ -188,6 +191,12 @@ class InterviewSession:
     def push_dtmf(self, digit: str) -> None:
         if not self._ended:
             self._events.put_nowait(_Signal("dtmf", digit))
+
+    def end_politely(self, reason: str = "shutdown") -> None:
+        """End the interview from our side now: once the AI has finished its current sentence it says a
+        short goodbye and hangs up; the interview ends partial with every turn stored."""
+        if not self._ended and not self._hung_up.is_set():
+            self._events.put_nowait(_Signal("end", reason))
 
     def remote_hangup(self) -> None:
         """The candidate's side hung up or the stream dropped: the interview ends as partial, keeping
@@ -465,11 +474,15 @@ class InterviewSession:
                 event = await self._events.get()
                 if isinstance(event, _Signal) and event.kind == "hangup":
                     break
+                if isinstance(event, _Signal) and event.kind == "end":
+                    reply = await self._say_polite_end(event.value)
+                    break
                 reply, timing = await self._handle(event)
                 await self._say(reply, timing)
             if self._hung_up.is_set():
                 await self._store_last_words()
-            self.status = Status.PARTIAL if self._hung_up.is_set() and not reply.end_call else Status.COMPLETED
+            self.status = Status.PARTIAL if (self._hung_up.is_set() and not reply.end_call) or self._cut_short \
+                else Status.COMPLETED
         except Exception:
             log.exception("interview session failed", extra={"interview_id": self.interview_id})
             self.status = Status.PARTIAL  # every turn so far is stored; the call itself is lost
@@ -480,6 +493,18 @@ class InterviewSession:
             self._drop_stt()
             self._finish()
         return self.status
+
+    async def _say_polite_end(self, reason: str) -> Reply:
+        """The server ends the call (end_politely): store what the candidate said so far, then the goodbye."""
+        log.info("ending the interview early: %s", reason, extra={"interview_id": self.interview_id})
+        self._cut_short = True
+        if self._stt is not None and self._last_voiced_ms > self._speech_started_ms:
+            self._on_turn_ended(TurnEnded(self._speech_started_ms, self._last_voiced_ms, 0))  # keep those words
+            self._cancel_pending()  # no acknowledgement: the goodbye follows
+        await self._store_last_words()
+        reply = Reply(POLITE_END, end_call=True, kind="goodbye")
+        await self._say(reply)
+        return reply
 
     async def _store_last_words(self) -> None:
         """After a hang-up: wait for transcripts still being decoded and store them, unanswered."""

@@ -20,10 +20,16 @@ RETRY_DELAY_S = (60, 7 * 24 * 3600)
 RETRY_DEFAULT_DELAY_S = {"no_answer": 3600, "busy": 900, "failed": 1800, "voicemail": 3600}
 DEFAULT_WINDOW = {"start": "09:00", "end": "20:00", "weekdays": WEEKDAYS[:5]}
 HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+# Answering machines (SIP: dialer/sip/amd.py; Twilio: its own detection). Off by default: detection waits
+# for the callee's first words (or their silence) before the interviewer may speak.
+VOICEMAIL_ACTIONS = ("hang_up", "leave_message")
+MAX_VOICEMAIL_MESSAGE_CHARS = 300
+DEFAULT_VOICEMAIL = {"detect": False, "action": "hang_up", "message": ""}
 
-_TOP_FIELDS = ("window", "max_concurrent_calls", "attempts_per_second", "retry", "invite_expiry_days")
+_TOP_FIELDS = ("window", "max_concurrent_calls", "attempts_per_second", "retry", "invite_expiry_days", "voicemail")
 _WINDOW_FIELDS = ("start", "end", "weekdays")
 _RETRY_FIELDS = ("delay_s", "max_attempts")
+_VOICEMAIL_FIELDS = ("detect", "action", "message")
 
 
 def clean_campaign_settings(data: dict | None) -> dict[str, Any]:
@@ -36,6 +42,7 @@ def clean_campaign_settings(data: dict | None) -> dict[str, Any]:
         "attempts_per_second": _number(data, "attempts_per_second", "", ATTEMPTS_PER_SECOND),
         "retry": _retry(data.get("retry", {})),
         "invite_expiry_days": _integer(data, "invite_expiry_days", "", INVITE_EXPIRY_DAYS),
+        "voicemail": _voicemail(data.get("voicemail", {})),
     }
 
 
@@ -102,3 +109,20 @@ def _retry(value: Any) -> dict[str, dict[str, int]]:
             "max_attempts": _integer(policy, "max_attempts", path, RETRY_MAX_ATTEMPTS),
         }
     return policies
+
+
+def _voicemail(value: Any) -> dict[str, Any]:
+    voicemail = _object(value, _VOICEMAIL_FIELDS, "voicemail")
+    detect = voicemail.get("detect", DEFAULT_VOICEMAIL["detect"])
+    if not isinstance(detect, bool):
+        raise ValidationError("must be true or false", "voicemail.detect")
+    action = voicemail.get("action", DEFAULT_VOICEMAIL["action"])
+    if action not in VOICEMAIL_ACTIONS:
+        raise ValidationError(f"must be one of {', '.join(VOICEMAIL_ACTIONS)}", "voicemail.action")
+    message = voicemail.get("message", DEFAULT_VOICEMAIL["message"])
+    if not isinstance(message, str) or len(message) > MAX_VOICEMAIL_MESSAGE_CHARS:
+        raise ValidationError(f"must be text of at most {MAX_VOICEMAIL_MESSAGE_CHARS} characters", "voicemail.message")
+    message = message.strip()
+    if action == "leave_message" and not message:
+        raise ValidationError("is required when voicemail.action is leave_message", "voicemail.message")
+    return {"detect": detect, "action": action, "message": message}

@@ -7,7 +7,7 @@ from typing import Any
 from config.templates import EvaluationFactor, InterviewTemplate
 
 __all__ = ["Position", "EvaluationFactor", "Candidate", "Campaign", "Interview", "Turn", "Scorecard", "Event",
-           "WebhookEndpoint", "WebhookDelivery", "ApiKey", "CHANNELS", "ROLES"]
+           "WebhookEndpoint", "WebhookDelivery", "ApiKey", "CallAttempt", "CHANNELS", "ROLES"]
 
 CHANNELS = ("sip", "twilio", "web")
 ROLES = ("agent", "candidate")
@@ -152,3 +152,25 @@ class ApiKey:
     created_at: str
     last_used_at: str | None
     revoked_at: str | None
+
+
+@dataclass(frozen=True)
+class CallAttempt:
+    """One try at calling a campaign candidate (models/campaign_dialing.py)."""
+    id: str
+    campaign_id: str
+    candidate_id: str
+    interview_id: str | None  # created when a dialer claims the attempt
+    attempt_no: int  # 1 for the first call to the candidate in this campaign
+    status: str  # pending (due at due_at) | active (claimed, leased) | done
+    outcome: str | None  # the interview's end (completed, partial, no_answer, busy, voicemail...) or skipped_dnc...
+    sip_code: int | None
+    lease_owner: str | None
+    lease_expires_at: str | None
+    heartbeat_at: str | None
+    due_at: str
+    expires_at: str | None  # the campaign's invite expiry: not reached by then -> expired
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    ended_at: str | None

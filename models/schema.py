@@ -76,7 +76,27 @@ def _v2(db: sqlite_utils.Database) -> None:
     db["twilio_calls"].create_index(["call_sid"], unique=True)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """Campaign dialing: one row per call attempt (claimed with a lease the dialer renews by heartbeat, so a
+    dead dialer's attempts are recovered), and the do-not-call list checked before every campaign call."""
+    db["call_attempts"].create({"id": str, "campaign_id": str, "candidate_id": str, "interview_id": str,
+                                "attempt_no": int, "status": str, "outcome": str, "sip_code": int,
+                                "lease_owner": str, "lease_expires_at": str, "heartbeat_at": str, "due_at": str,
+                                "expires_at": str, "created_at": str, "updated_at": str, "started_at": str,
+                                "ended_at": str}, pk="id",
+                               not_null={"campaign_id", "candidate_id", "attempt_no", "status", "due_at"},
+                               foreign_keys=[("campaign_id", "campaigns", "id"), ("candidate_id", "candidates", "id"),
+                                             ("interview_id", "interviews", "id")])
+    db["call_attempts"].create_index(["campaign_id", "status", "due_at"])
+    db["call_attempts"].create_index(["interview_id"])
+    # At most one open (pending or active) attempt per candidate and campaign: never two calls at once.
+    db.execute("CREATE UNIQUE INDEX idx_call_attempts_open ON call_attempts (campaign_id, candidate_id) "
+               "WHERE status IN ('pending', 'active')")
+    db["do_not_call"].create({"phone": str, "reason": str, "created_at": str}, pk="phone",
+                             not_null={"created_at"})
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 LATEST = len(MIGRATIONS)
 
 

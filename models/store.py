@@ -2,6 +2,7 @@
 dialers) opens its own SessionStore on the same SQLite file."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -10,11 +11,12 @@ import secrets
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from config.templates import InterviewTemplate, parse_template
+from models.campaign_dialing import CampaignDialing
 from models.db import Clock, dumps, fmt_time, immediate, new_id, open_database, utcnow
-from models.lifecycle import ENDED, IllegalTransition, Status, check_transition
+from models.lifecycle import ACTIVE, ENDED, IllegalTransition, Status, check_transition
 from models.records import (ApiKey, Campaign, Candidate, Event, Interview, Position, Scorecard, Turn,
                             WebhookDelivery, WebhookEndpoint)
 from models.schema import migrate
@@ -45,12 +47,14 @@ class TwilioCall:
     stream_started_at: str | None  # the one-time stream token was spent: the interview's media began
 
 
-class SessionStore:
+class SessionStore(CampaignDialing):  # campaign attempts and do-not-call: models/campaign_dialing.py
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000, clock: Clock = utcnow,
                  auto_migrate: bool = True):
         self.path = str(path)
         self.db = open_database(path, busy_timeout_ms)
         self.clock = clock
+        # Called with the interview after each status change this store makes (the server's metrics).
+        self.transition_listeners: list[Callable[[Interview], None]] = []
         if auto_migrate:
             migrate(self.db)
 
@@ -281,7 +285,10 @@ class SessionStore:
             self._emit("interview.status_changed", iid, data)
             if status == Status.COMPLETED:
                 self._emit("interview.completed", iid, {})
-        return self.get_interview(iid)
+        interview = self.get_interview(iid)
+        for listener in self.transition_listeners:
+            listener(interview)
+        return interview
 
     def set_recording(self, iid: str, recording_path: str) -> Interview:
         with immediate(self.db):
@@ -587,6 +594,123 @@ class SessionStore:
             if not key.revoked_at:
                 self.db["api_keys"].update(kid, {"revoked_at": self.now()})
         return self.get_api_key(kid)
+
+    # -- operations and data protection ----------------------------------------------------------
+    def check_writable(self) -> None:
+        """Take the write lock and release it (readiness): raises sqlite3.Error if the file cannot be written."""
+        with immediate(self.db):
+            pass
+
+    def backup(self, path: str | Path) -> str:
+        """An online copy of the whole store to `path` (a consistent snapshot: writers are never blocked in
+        WAL mode); returns the copy's PRAGMA integrity_check verdict ("ok")."""
+        target = sqlite3.connect(str(path))
+        try:
+            self.db.conn.backup(target)  # one step: every page under one read snapshot
+            return target.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            target.close()
+
+    def erase_candidate(self, cid: str) -> ErasedCandidate:
+        """Remove a candidate and everything that holds their personal data: their interviews, turns,
+        scorecards, events, webhook deliveries, Twilio calls and any other row keyed by the candidate or
+        their interviews. One anonymous `candidate.erased` event (ids only) stays. The recording files are
+        the caller's to delete (returned). Refused (Conflict) while one of their calls is under way."""
+        self.db.execute("PRAGMA secure_delete = ON")  # deleted text is zeroed in the file, not just unlinked
+        try:
+            with immediate(self.db):
+                self.get_candidate(cid)
+                rows = list(self.db.query("SELECT id, status, recording_path FROM interviews WHERE candidate_id = ?",
+                                          [cid]))
+                if any(r["status"] in ACTIVE for r in rows):
+                    raise Conflict("a call with this candidate is under way; erase them once it has ended")
+                ids = [r["id"] for r in rows]
+                marks = ",".join("?" * len(ids))
+                self.db.execute("PRAGMA defer_foreign_keys = ON")  # rows go in any order; checked at commit
+                of_interviews = f" OR interview_id IN ({marks})" if ids else ""
+                event_where = f"(entity = 'candidate' AND entity_id = ?){of_interviews}"
+                event_ids = [r["id"] for r in self.db.query(f"SELECT id FROM events WHERE {event_where}", [cid, *ids])]
+                for chunk in (event_ids[i:i + 500] for i in range(0, len(event_ids), 500)):
+                    chunk_marks = ",".join("?" * len(chunk))
+                    self.db.execute(f"DELETE FROM webhook_deliveries WHERE event_id IN ({chunk_marks})", chunk)
+                    self.db.execute(f"DELETE FROM events WHERE id IN ({chunk_marks})", chunk)
+                for table in self.db.table_names():
+                    columns = self.db[table].columns_dict
+                    if ids and "interview_id" in columns and table != "events":
+                        self.db.execute(f"DELETE FROM [{table}] WHERE interview_id IN ({marks})", ids)
+                    if "candidate_id" in columns and table != "interviews":
+                        self.db.execute(f"DELETE FROM [{table}] WHERE candidate_id = ?", [cid])
+                self.db.execute("DELETE FROM interviews WHERE candidate_id = ?", [cid])
+                self.db.execute("DELETE FROM candidates WHERE id = ?", [cid])
+                self.db["events"].insert({"type": "candidate.erased", "entity": "candidate", "entity_id": cid,
+                                          "interview_id": None, "data": dumps({"interviewIds": ids}),
+                                          "created_at": self.now()})
+        finally:
+            self.db.execute("PRAGMA secure_delete = OFF")
+        with contextlib.suppress(sqlite3.Error):  # old page images leave the WAL too (best effort: readers)
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return ErasedCandidate(cid, ids, [r["recording_path"] for r in rows if r["recording_path"]])
+
+    def purge_old_content(self, ended_before: datetime, *, keep_scorecards: bool) -> list[ErasedCandidate]:
+        """Retention: interviews that ended before `ended_before` lose their transcript and recording
+        (and their scorecards, or only the scorecards' quoted answers with `keep_scorecards`). Returns,
+        per candidate, the interviews purged and their recording files (the caller deletes the files)."""
+        cutoff = fmt_time(ended_before)
+        rows = list(self.db.query(
+            "SELECT id, candidate_id, recording_path FROM interviews WHERE ended_at IS NOT NULL AND ended_at < ? "
+            "AND (recording_path IS NOT NULL OR EXISTS (SELECT 1 FROM turns WHERE turns.interview_id = interviews.id) "
+            "OR EXISTS (SELECT 1 FROM scorecards WHERE scorecards.interview_id = interviews.id "
+            "AND scorecards.data LIKE '%\"quote\"%'))", [cutoff]))
+        purged: dict[str, ErasedCandidate] = {}
+        for row in rows:
+            iid = row["id"]
+            with immediate(self.db):
+                self.db.execute("DELETE FROM turns WHERE interview_id = ?", [iid])
+                if keep_scorecards:
+                    for card in self.db.query("SELECT id, data FROM scorecards WHERE interview_id = ?", [iid]):
+                        kept = _without_quotes(json.loads(card["data"]))
+                        self.db["scorecards"].update(card["id"], {"data": dumps(kept)})
+                else:
+                    self.db.execute("DELETE FROM scorecards WHERE interview_id = ?", [iid])
+                self.db["interviews"].update(iid, {"recording_path": None, "updated_at": self.now()})
+                self._emit("interview.content_purged", iid, {"keptScorecards": keep_scorecards})
+            entry = purged.setdefault(row["candidate_id"], ErasedCandidate(row["candidate_id"], [], []))
+            entry.interview_ids.append(iid)
+            if row["recording_path"]:
+                entry.recordings.append(row["recording_path"])
+        return list(purged.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class ErasedCandidate:
+    """What an erasure or a retention purge removed from the store; the files are the caller's to delete."""
+    candidate_id: str
+    interview_ids: list[str]
+    recordings: list[str]  # recording paths as the interviews held them
+
+
+QUOTE_REMOVED = "[removed]"
+
+
+def _without_quotes(data: dict[str, Any]) -> dict[str, Any]:
+    """A scorecard kept by retention: scores and reasoning stay; the citations go, and so does every copy
+    of a quoted answer elsewhere in it (the feedback quotes the best answer)."""
+    quotes = sorted({c["quote"] for f in data.get("factors", []) for c in f.get("citations", []) if c.get("quote")},
+                    key=len, reverse=True)
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            for quote in quotes:
+                value = value.replace(quote, QUOTE_REMOVED)
+            return value
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return value
+
+    factors = [{**factor, "citations": []} for factor in data.get("factors", [])]
+    return scrub({**data, "factors": factors})
 
 
 # -- rows to records -----------------------------------------------------------------------------

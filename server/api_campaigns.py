@@ -1,17 +1,21 @@
-"""/api/v1/campaigns: create and edit outbound calling campaigns (dialing itself is the dialer's job).
-A campaign is editable, and deletable, only while it is a draft."""
+"""/api/v1/campaigns: create and edit outbound calling campaigns, and start, pause, resume or cancel them
+(the campaign scheduler, dialer/campaign/, does the dialing). A campaign is editable, and deletable, only
+while it is a draft."""
 from __future__ import annotations
 
 from typing import Any
 
 from aiohttp import web
 
-from models.campaign_settings import (ATTEMPTS_PER_SECOND, DEFAULT_WINDOW, HHMM, INVITE_EXPIRY_DAYS,
-                                      MAX_CONCURRENT_CALLS, RETRY_DEFAULT_DELAY_S, RETRY_DELAY_S,
-                                      RETRY_MAX_ATTEMPTS, RETRY_OUTCOMES, WEEKDAYS, clean_campaign_settings)
+from models.campaign_dialing import CAMPAIGN_STATUSES, PROGRESS_KEYS
+from models.campaign_settings import (ATTEMPTS_PER_SECOND, DEFAULT_VOICEMAIL, DEFAULT_WINDOW, HHMM,
+                                      INVITE_EXPIRY_DAYS, MAX_CONCURRENT_CALLS, MAX_VOICEMAIL_MESSAGE_CHARS,
+                                      RETRY_DEFAULT_DELAY_S, RETRY_DELAY_S, RETRY_MAX_ATTEMPTS, RETRY_OUTCOMES,
+                                      VOICEMAIL_ACTIONS, WEEKDAYS, clean_campaign_settings)
 from models.records import Campaign
 from models.store import SessionStore
 from models.validation import ValidationError, check_text
+from scoring.export import campaign_results_csv
 from server.api_interviews import MAX_ID_CHARS, STATUSES, check_channel, check_id
 from server.http import Route, camel, camel_path, camelize, paging, read_json, reject_unknown, store_of
 from server.schemas import COMPONENTS, ERROR_REF, PAGE_PARAMETERS, json_body, json_ok, page_of, path_id, ref
@@ -37,7 +41,8 @@ def campaign_json(store: SessionStore, campaign: Campaign) -> dict[str, Any]:
     camelizing would rewrite; respond with web.json_response, not json_response."""
     by_status = interview_counts(store, campaign.id)
     return {**camelize(campaign), "counts": {"candidates": len(campaign.candidate_ids),
-                                             "interviews": sum(by_status.values()), "byStatus": by_status}}
+                                             "interviews": sum(by_status.values()), "byStatus": by_status},
+            "progress": camelize(store.campaign_progress(campaign.id))}
 
 
 # -- input checks ----------------------------------------------------------------------------------
@@ -122,6 +127,23 @@ async def delete_campaign(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _action(action: str):
+    async def handler(request: web.Request) -> web.Response:
+        store = store_of(request)
+        # Not allowed from the campaign's status: Conflict -> 409 naming it.
+        return web.json_response(campaign_json(store, store.campaign_action(request.match_info["id"], action)))
+    handler.__name__ = f"{action}_campaign"
+    return handler
+
+
+async def campaign_results(request: web.Request) -> web.Response:
+    """The campaign's results as CSV for an ATS (scoring.export); unknown campaign: 404 as JSON."""
+    campaign_id = request.match_info["id"]
+    text = campaign_results_csv(store_of(request), campaign_id)
+    return web.Response(text=text, content_type="text/csv", charset="utf-8", headers={
+        "Content-Disposition": f'attachment; filename="campaign-{campaign_id}-results.csv"'})
+
+
 # -- OpenAPI ---------------------------------------------------------------------------------------
 def _integer(low: int, high: int, default: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": low, "maximum": high, "default": default}
@@ -153,10 +175,22 @@ def _settings_schema(filled: bool) -> dict[str, Any]:
         "attemptsPerSecond": {"type": "number", "minimum": low, "maximum": high, "default": usual},
         "retry": retry,
         "inviteExpiryDays": _integer(*INVITE_EXPIRY_DAYS),
+        "voicemail": obj({
+            "detect": {"type": "boolean", "default": DEFAULT_VOICEMAIL["detect"],
+                       "description": "Detect answering machines (SIP: greeting length and beep; Twilio: its AMD)."},
+            "action": {"type": "string", "enum": list(VOICEMAIL_ACTIONS), "default": DEFAULT_VOICEMAIL["action"]},
+            "message": {"type": "string", "maxLength": MAX_VOICEMAIL_MESSAGE_CHARS, "default": "",
+                        "description": "Spoken after the beep when action is leave_message (required then)."},
+        }),
     })
 
 
 _STRING = {"type": "string"}
+_PROGRESS_DOC = ("The dialer's progress per candidate, from its latest call attempt: notStarted, inProgress (a "
+                 "call is being placed or talked), retryPending (a retry is due later), completed, partial (reached, "
+                 "the call was cut short), failed (no retry left: no answer, busy, voicemail, failed, declined), "
+                 "skippedDnc (on the do-not-call list), cancelled, expired; `dialed` counts every call placed, "
+                 "retries included. The same counts `phonescreen campaign status` shows.")
 _TIME = {"type": "string", "format": "date-time"}
 _ID_INPUT = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": r"\S"}
 _NAME_INPUT = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": r"\S"}
@@ -166,10 +200,11 @@ COMPONENTS["schemas"].update({
     "CampaignSettings": _settings_schema(filled=True),
     "CampaignSettingsInput": _settings_schema(filled=False),
     "Campaign": {"type": "object", "required": ["id", "name", "positionId", "channel", "status", "settings",
-                                                "candidateIds", "createdAt", "updatedAt", "counts"],
+                                                "candidateIds", "createdAt", "updatedAt", "counts", "progress"],
                  "properties": {
                      "id": _STRING, "name": _STRING, "positionId": _STRING,
-                     "channel": {"type": "string", "enum": list(CAMPAIGN_CHANNELS)}, "status": _STRING,
+                     "channel": {"type": "string", "enum": list(CAMPAIGN_CHANNELS)},
+                     "status": {"type": "string", "enum": list(CAMPAIGN_STATUSES)},
                      "settings": ref("CampaignSettings"), "candidateIds": {"type": "array", "items": _STRING},
                      "createdAt": _TIME, "updatedAt": _TIME,
                      "counts": {"type": "object", "required": ["candidates", "interviews", "byStatus"],
@@ -181,6 +216,9 @@ COMPONENTS["schemas"].update({
                                                                 for s in STATUSES},
                                                  "description": "Interviews per status; keys are status values."},
                                 }},
+                     "progress": {"type": "object", "required": [camel(k) for k in PROGRESS_KEYS],
+                                  "properties": {camel(k): {"type": "integer", "minimum": 0} for k in PROGRESS_KEYS},
+                                  "description": _PROGRESS_DOC},
                  }},
     "CampaignCreate": {"type": "object", "additionalProperties": False,
                        "required": ["name", "positionId", "channel"],
@@ -213,6 +251,25 @@ ROUTES: list[Route] = [
         "description": "409 when the campaign is not a draft; 404 for an unknown campaign or candidate.",
         "parameters": [path_id()], "requestBody": json_body(ref("CampaignUpdate")),
         "responses": {"200": json_ok(ref("Campaign")), "404": ERROR_REF, "409": ERROR_REF}}),
+    Route("GET", f"{BASE}/{{id}}/results.csv", campaign_results, "interviews:read", {
+        "summary": "The campaign's results as CSV for ATS import", "operationId": "getCampaignResultsCsv",
+        "parameters": [path_id()],
+        "description": "One row per interview of the campaign (its latest scorecard) and one per campaign "
+                       "candidate not interviewed yet (interview_status not_scheduled), in candidate order. "
+                       "Columns: candidate and interview ids, status, overall, rubric version, grader, "
+                       "score_<factor key> per factor of the position, CEFR estimate and speaking rate.",
+        "responses": {"200": {"description": "CSV, with a header row",
+                              "content": {"text/csv": {"schema": {"type": "string"}}}},
+                      "404": ERROR_REF}}),
+    *(Route("POST", f"{BASE}/{{id}}/{action}", _action(action), "campaigns:write", {
+        "summary": summary, "operationId": f"{action}Campaign", "parameters": [path_id()],
+        "description": "409 when the campaign's status does not allow it (the message says which it is).",
+        "responses": {"200": json_ok(ref("Campaign")), "404": ERROR_REF, "409": ERROR_REF}})
+      for action, summary in (
+          ("start", "Start a draft campaign: every candidate's first call becomes due (within their window)"),
+          ("pause", "Pause a running campaign: no new calls; calls in progress finish"),
+          ("resume", "Resume a paused campaign"),
+          ("cancel", "Cancel a campaign: calls not placed yet are dropped; calls in progress are hung up"))),
     Route("DELETE", f"{BASE}/{{id}}", delete_campaign, "campaigns:write", {
         "summary": "Delete a draft campaign that has no interviews", "operationId": "deleteCampaign",
         "parameters": [path_id()],

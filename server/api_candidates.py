@@ -55,7 +55,11 @@ async def update_candidate(request: web.Request) -> web.Response:
 
 
 async def delete_candidate(request: web.Request) -> web.Response:
-    store_of(request).delete_candidate(request.match_info["id"])
+    """Erasure: the candidate's personal data, interviews, transcripts, scorecards and recording files go
+    everywhere; an anonymous `candidate.erased` event stays (server/erasure.py)."""
+    from server.app import SETTINGS  # imported here: server.app imports this module
+    from server.erasure import erase_candidate
+    erase_candidate(store_of(request), request.match_info["id"], request.app[SETTINGS].store.recordings_dir)
     return web.Response(status=204)
 
 
@@ -182,8 +186,11 @@ ROUTES: list[Route] = [
         "summary": "Change some of a candidate's fields", "operationId": "updateCandidate",
         "parameters": [path_id()], "requestBody": json_body(ref("CandidatePatch")),
         "responses": {"200": _CANDIDATE, **_NOT_FOUND, "409": ERROR_REF, "413": ERROR_REF}}),
-    Route("DELETE", f"{BASE}/{{id}}", delete_candidate, "candidates:write", {
-        "summary": "Delete a candidate who has no interviews", "operationId": "deleteCandidate",
-        "parameters": [path_id()],
+    Route("DELETE", f"{BASE}/{{id}}", delete_candidate, "candidates:erase", {
+        "summary": "Erase a candidate: personal data, interviews, transcripts, scorecards and recordings",
+        "operationId": "deleteCandidate", "parameters": [path_id()],
+        "description": "Removes every row and file holding the candidate's data (webhook deliveries and events "
+                       "about their interviews included); only an anonymous candidate.erased event with ids "
+                       "remains. 409 while a call with the candidate is under way.",
         "responses": {"204": {"description": "Deleted"}, **_NOT_FOUND, "409": ERROR_REF}}),
 ]

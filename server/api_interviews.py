@@ -3,6 +3,7 @@ Status changes made by calls and scorers go through the store's lifecycle (model
 the API a client can only create, reschedule (while scheduled) and cancel."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -14,6 +15,9 @@ from models.lifecycle import ENDED, Status
 from models.records import CHANNELS, Event, Interview, Scorecard, Turn
 from models.store import default_expiry
 from models.validation import ValidationError, check_text
+from scoring.job import rescore_with_own_store
+from scoring.schema import SCORECARD_DATA_SCHEMA
+from scoring.scorecard import SCORABLE
 from server.http import (ApiError, Route, json_response, page_response, paging, read_json, reject_unknown,
                          store_of)
 from server.schemas import COMPONENTS, ERROR_REF, PAGE_PARAMETERS, json_body, json_ok, page_of, path_id, ref
@@ -156,6 +160,17 @@ async def cancel_interview(request: web.Request) -> web.Response:
     return json_response(interview_json(interview))
 
 
+async def rescore_interview(request: web.Request) -> web.Response:
+    """A new scorecard version from the stored transcript (no new call). Graded on a worker thread with
+    its own store, so the event loop keeps serving while it runs."""
+    store, settings = store_of(request), settings_of(request)
+    interview = store.get_interview(request.match_info["id"])
+    if interview.status not in SCORABLE:
+        raise ApiError(409, "not_finished", f"only a finished interview can be scored; this one is {interview.status}")
+    scorecard = await asyncio.to_thread(rescore_with_own_store, settings, store.path, interview.id)
+    return json_response(scorecard_json(scorecard), status=201)
+
+
 async def get_transcript(request: web.Request) -> web.Response:
     store = store_of(request)
     interview = store.get_interview(request.match_info["id"])
@@ -185,8 +200,9 @@ _TURN_PROPERTIES = {
 _SCORECARD_PROPERTIES = {
     "id": _STRING, "interviewId": _STRING, "version": {"type": "integer"},
     "status": {"type": "string", "enum": ["scored", "partial", "low_confidence"]},
-    "overall": {"type": "number", "nullable": True}, "rubricVersion": _STRING, "data": {"type": "object"},
-    "createdAt": _TIME,
+    "overall": {"type": "number", "nullable": True,
+                "description": "Weighted mean of the graded factors; null when the status is low_confidence."},
+    "rubricVersion": _STRING, "data": ref("ScorecardData"), "createdAt": _TIME,
 }
 
 
@@ -207,6 +223,8 @@ COMPONENTS["schemas"].update({
         "events": {"type": "array", "items": ref("InterviewEvent")},
     }),
     "Turn": _object(_TURN_PROPERTIES),
+    "Scorecard": _object(_SCORECARD_PROPERTIES),
+    "ScorecardData": SCORECARD_DATA_SCHEMA,
     "InterviewEvent": _object({"id": {"type": "integer"}, "type": _STRING, "createdAt": _TIME,
                                "data": {"type": "object"}}),
     "Transcript": _object({"interviewId": _STRING, "turns": {"type": "array", "items": ref("Turn")}}),
@@ -259,6 +277,12 @@ ROUTES: list[Route] = [
         "parameters": [path_id()],
         "description": "409 once the call has been answered or the interview has ended.",
         "responses": {"200": json_ok(ref("Interview")), "404": ERROR_REF, "409": ERROR_REF}}),
+    Route("POST", f"{BASE}/{{id}}/rescore", rescore_interview, "interviews:write", {
+        "summary": "Score the stored transcript again; every scorecard version is kept",
+        "operationId": "rescoreInterview", "parameters": [path_id()],
+        "description": "Grades with the scoring.grader setting and returns the new version. 409 unless the "
+                       "interview is completed, report_ready or partial.",
+        "responses": {"201": json_ok(ref("Scorecard"), "Created"), "404": ERROR_REF, "409": ERROR_REF}}),
     Route("GET", f"{BASE}/{{id}}/transcript", get_transcript, "interviews:read", {
         "summary": "The interview's turns in order", "operationId": "getInterviewTranscript",
         "parameters": [path_id()],

@@ -8,14 +8,18 @@ from ivr.engines import VoiceEngines
 from models.store import SessionStore
 from server import api_campaigns, api_candidates, api_interviews, api_positions, api_webhooks, openapi
 from server import admin, twilio_endpoints, web_channel
+from server import health, metrics, recording_urls
+from server import api_dnc
 from server.auth import ROUTE_SCOPES, auth_middleware
 from server.errors import error_middleware
 from server.http import STORE, Route
+from server.shutdown import OPS, Operations, wind_down
 from server.voice import VOICE, VoiceRuntime
 
 SETTINGS = web.AppKey("settings", Settings)
 API_ROUTES: list[Route] = [*api_positions.ROUTES, *api_candidates.ROUTES, *api_interviews.ROUTES,
-                           *api_campaigns.ROUTES, *api_webhooks.ROUTES]
+                           *api_campaigns.ROUTES, *api_webhooks.ROUTES, *recording_urls.ROUTES,
+                           *api_dnc.ROUTES]
 
 
 def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool = True,
@@ -33,7 +37,12 @@ def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool =
     web_channel.add_routes(app)  # /join, /ws/join, /static: no API key (the join token / admin login guard them)
     admin.add_routes(app)  # /admin: the dashboard, behind the admin login
     twilio_endpoints.add_routes(app)  # /twilio/status, /twilio/stream: Twilio's signature and stream token guard them
+    app[OPS] = Operations()
+    health.add_routes(app)  # /healthz, /readyz: no API key
+    metrics.add_routes(app, store, app[OPS].pool_restarts)  # /metrics: no API key (scrape it from inside)
+    recording_urls.add_routes(app, settings)  # /recordings/{id}: the signed URL is the permission
     if background_jobs:
         from server.jobs import start_background_jobs
         app.cleanup_ctx.append(start_background_jobs)
+        app.on_shutdown.append(wind_down)  # SIGTERM: let calls finish, then end them politely (server/shutdown.py)
     return app

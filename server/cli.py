@@ -12,6 +12,7 @@ from ivr.models_catalog import KNOWN_MODELS, VOSK_MODELS_URL
 from models.store import NotFound
 from models.validation import ValidationError
 from server import cli_admin, cli_models, cli_records, cli_scoring
+from server import cli_campaign
 from server.cli_output import CliError
 from server.logging_setup import configure_logging
 
@@ -20,6 +21,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("serve", None): cli_admin.serve,
     ("db", "migrate"): cli_admin.db_migrate,
     ("db", "status"): cli_admin.db_status,
+    ("db", "backup"): cli_admin.db_backup,
     ("keys", "create"): cli_admin.keys_create,
     ("keys", "list"): cli_admin.keys_list,
     ("keys", "revoke"): cli_admin.keys_revoke,
@@ -33,6 +35,9 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("report", None): cli_scoring.report,
     ("call", None): lambda args, settings: _call(args, settings),
     ("demo", None): lambda args, _settings: _demo(args),
+    ("campaign", "run"): cli_campaign.campaign_run,
+    ("campaign", "status"): cli_campaign.campaign_status,
+    **{("campaign", action): cli_campaign.campaign_action for action in ("start", "pause", "resume", "cancel")},
 }
 
 
@@ -74,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     db = _group(commands, "db", "the SQLite store")
     db.add_parser("migrate", help="apply schema migrations")
     db.add_parser("status", help="schema version and row counts")
+    db.add_parser("backup", help="an online copy of the store (safe while calls run)").add_argument(
+        "path", metavar="PATH", help="the new file (must not exist)")
 
     keys = _group(commands, "keys", "API keys")
     create = keys.add_parser("create", help="make a key; it is printed once")
@@ -101,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--dest", metavar="DIR", help="where to unpack it (default: the models.dir setting)")
 
     cli_scoring.add_parsers(commands)
+    cli_campaign.add_parsers(commands)
 
     call = commands.add_parser("call", help="place one SIP interview now and show it live")
     call.add_argument("target", metavar="TARGET", help="a SIP URI (sip:cand@127.0.0.1:5070) or an E.164 number "

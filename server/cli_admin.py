@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from config.settings import Settings
 from models.records import ApiKey
@@ -54,6 +55,26 @@ def db_status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"store: {settings.store.path}")
     print(f"schema version: {version} (this program: {LATEST})")
     print_table(counts, empty="(no tables: run `phonescreen db migrate`)")
+    return 0
+
+
+def db_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """SQLite's online backup: a consistent copy while the server keeps writing. Restore: stop the
+    server, copy the file over store.path (removing its -wal and -shm files), `phonescreen db migrate`."""
+    target = Path(args.path)
+    if target.exists():
+        raise CliError(f"{target} exists; name a new file")
+    if not target.parent.is_dir():
+        raise CliError(f"{target.parent} is not a folder")
+    if not Path(settings.store.path).is_file():
+        raise CliError(f"there is no store at {settings.store.path}")
+    with open_store(settings, auto_migrate=False) as store:
+        verdict = store.backup(target)
+        version = schema_version(store.db)
+    if verdict != "ok":
+        raise CliError(f"the copy in {target} failed its integrity check: {verdict}")
+    print(f"backed up {settings.store.path} to {target} ({target.stat().st_size} bytes, schema version {version}, "
+          f"integrity ok)")
     return 0
 
 

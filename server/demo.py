@@ -1,8 +1,8 @@
 """`phonescreen demo`: the main job on embedded defaults, end to end on 127.0.0.1.
 
 The hiring team's flow through the REST API (import the sample call-center position, upload candidates
-from CSV with one broken row, register a signed webhook, schedule an interview per candidate), then a
-batch of real SIP calls: the server's dialer places them through pjsua2 media workers to a simulated
+from CSV with one broken row, register a signed webhook, start a campaign of the candidates), then a
+batch of real SIP calls: the server's campaign scheduler places them through pjsua2 media workers to a simulated
 candidates' SIP phone (dialer.sim_phone, another process) whose candidates follow different scripts
 (concrete answers, vague ones, one who hangs up). The real voice engine (webrtcvad, Whisper, Piper,
 SmolLM2) runs each call; the scoring job turns each transcript into a scorecard; the stored transcripts
@@ -72,6 +72,7 @@ def _show(step: str, status: int, detail: str) -> None:
 
 
 DEMO_SCRIPTS = {"+14155550100": "concrete", "+14155550101": "vague", "+447700900123": "hangs-up"}
+DEMO_WINDOW = {"start": "00:00", "end": "23:59", "weekdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}
 FINISHED = {"completed", "report_ready", "partial", "failed", "no_answer", "busy", "declined", "cancelled", "expired"}
 
 
@@ -146,12 +147,13 @@ async def run_demo(data_dir: Path, keep_serving: bool) -> int:
             _show("cancel that invite", status, "cancelled")
             status, error = await _call(http, "POST", f"{base}/interviews/{invite['id']}/cancel")
             _show("cancel it again (illegal transition)", status, error["error"]["message"])
-            interviews = []
-            for candidate_id in callees:
-                status, interview = await _call(http, "POST", f"{base}/interviews", json={
-                    "candidateId": candidate_id, "positionId": position["id"], "channel": "sip"})
-                interviews.append(interview["id"])
-            _show("schedule a SIP interview per other candidate", status, f"{len(interviews)} scheduled")
+            status, campaign = await _call(http, "POST", f"{base}/campaigns", json={
+                "name": "Demo batch", "positionId": position["id"], "channel": "sip", "candidateIds": callees,
+                "settings": {"window": DEMO_WINDOW, "maxConcurrentCalls": len(callees), "attemptsPerSecond": 2}})
+            _show("create a SIP campaign of the other candidates", status, campaign["id"])
+            status, campaign = await _call(http, "POST", f"{base}/campaigns/{campaign['id']}/start")
+            _show("start it", status, campaign["status"])
+            interviews = await campaign_interviews(http, base, campaign["id"], len(callees))
             status, document = await _call(http, "GET", f"{base}/openapi.json")
             _show("OpenAPI document", status, f"{len(document['paths'])} paths")
             print(f"\n  the server dials {len(interviews)} candidates over SIP (real pjsua2 calls on 127.0.0.1; "
@@ -164,6 +166,9 @@ async def run_demo(data_dir: Path, keep_serving: bool) -> int:
                 if len(receiver.received) >= len(interviews) * 4:
                     break
                 await asyncio.sleep(0.1)
+            _, campaign = await _call(http, "GET", f"{base}/campaigns/{campaign['id']}")
+            print(f"\n  campaign {campaign['id']}: {campaign['status']}; "
+                  + ", ".join(f"{key} {value}" for key, value in campaign["progress"].items()))
             signed = sum(ok for ok, _ in receiver.received)
             print(f"\n  webhooks received by the stand-in ATS: {len(receiver.received)}, signatures valid: {signed}")
         print(f"  recordings (stereo WAV: candidate left, AI right) in {settings.store.recordings_dir}")
@@ -183,6 +188,20 @@ async def run_demo(data_dir: Path, keep_serving: bool) -> int:
                 await asyncio.wait_for(phone.wait(), 20)
             except TimeoutError:
                 phone.kill()
+
+
+async def campaign_interviews(http: aiohttp.ClientSession, base: str, campaign_id: str, count: int,
+                              limit_s: float = 120) -> list[str]:
+    """The interviews the campaign scheduler creates as it claims each candidate's call, in order."""
+    started, ids = time.monotonic(), []
+    while time.monotonic() - started < limit_s:
+        _, page = await _call(http, "GET", f"{base}/interviews", params={"campaignId": campaign_id,
+                                                                          "pageSize": 100})
+        ids = [item["id"] for item in sorted(page["items"], key=lambda item: item["createdAt"])]
+        if len(ids) >= count:
+            break
+        await asyncio.sleep(0.5)
+    return ids
 
 
 async def follow_calls(http: aiohttp.ClientSession, base: str, interview_ids: list[str],

@@ -9,7 +9,8 @@ import contextlib
 import logging
 
 from config.settings import Settings
-from dialer.sip.pool import MediaWorkerPool
+from dialer.sip.pool import DoneListener, MediaWorkerPool, StateListener
+from dialer.sip.shared_pool import SharedPool
 from dialer.sip.targets import NoRoute, sip_target
 from models.lifecycle import IllegalTransition, Status
 from models.store import SessionStore
@@ -19,8 +20,13 @@ log = logging.getLogger("phonescreen.dialer")
 
 class SipDialer:
     def __init__(self, settings: Settings, store: SessionStore, *, with_llm: bool = True,
-                 poll_interval_s: float = 1.0) -> None:
+                 poll_interval_s: float = 1.0, on_state: StateListener | None = None,
+                 on_done: DoneListener | None = None, shared: SharedPool | None = None) -> None:
+        """`shared`: the process's one pool, also used by the campaign scheduler (server/jobs.py)."""
+        self.shared = shared
         self.settings, self.store, self.with_llm, self.poll_interval_s = settings, store, with_llm, poll_interval_s
+        self.on_state, self.on_done = on_state, on_done  # the server's metrics
+        self.dialing = True  # False once the server is shutting down: calls under way go on, no new ones
         self.pool: MediaWorkerPool | None = None
         self.calls: dict[str, asyncio.Task] = {}
 
@@ -33,6 +39,8 @@ class SipDialer:
             await self.close()
 
     async def dial_due(self) -> None:
+        if not self.dialing:
+            return
         room = self.settings.sip.workers * self.settings.sip.calls_per_worker - len(self.calls)
         if room <= 0:
             return
@@ -48,8 +56,11 @@ class SipDialer:
                     self.store.transition(interview.id, Status.DIALING)
                     self.store.transition(interview.id, Status.FAILED, outcome_code="no_route")
                 continue
+            if self.pool is None and self.shared is not None:
+                self.pool = await self.shared.get()
             if self.pool is None:
-                self.pool = MediaWorkerPool(self.settings, self.store, with_llm=self.with_llm)
+                self.pool = MediaWorkerPool(self.settings, self.store, with_llm=self.with_llm,
+                                            on_state=self.on_state, on_done=self.on_done)
                 await self.pool.start()
             task = asyncio.create_task(self._call(interview.id, target), name=f"sip-{interview.id}")
             self.calls[interview.id] = task
@@ -63,8 +74,23 @@ class SipDialer:
         finally:
             self.calls.pop(interview_id, None)
 
+    async def wind_down(self, grace_s: float, goodbye_s: float) -> None:
+        """Shutdown: dial nothing new, give the calls under way `grace_s` to end by themselves, then end
+        the rest politely (a goodbye, partial) within `goodbye_s`."""
+        self.dialing = False
+        if self.calls:
+            log.info("waiting up to %g s for %d calls to end", grace_s, len(self.calls))
+            await asyncio.wait(list(self.calls.values()), timeout=grace_s)
+        if self.calls and self.pool is not None:
+            log.info("ending %d calls politely", len(self.calls))
+            left = await self.pool.end_all("shutdown", goodbye_s)
+            if left:
+                log.warning("%d calls did not end within %g s; hanging up", left, goodbye_s)
+
     async def close(self) -> None:
-        if self.pool is not None:
+        if self.shared is not None:
+            await self.shared.close()
+        elif self.pool is not None:
             await self.pool.close()  # workers hang up their calls; those interviews end partial
         for task in list(self.calls.values()):
             task.cancel()

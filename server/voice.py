@@ -4,6 +4,7 @@ over a leg. SIP calls run in media worker processes instead (dialer/sip)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ from dialer.leg import Leg, bridge
 from ivr.engines import VoiceEngines, load_engines
 from ivr.session import InterviewSession
 from server.http import STORE
+from server.metrics import METRICS
 
 log = logging.getLogger("phonescreen.server")
 
@@ -51,3 +53,4 @@ async def run_interview(app: web.Application, interview_id: str, leg: Leg) -> st
         return await bridge(session, leg, silence_timeout_s=settings.sip.rtp_timeout_s)
     finally:
         app[VOICE].active.pop(interview_id, None)
+        app[METRICS].observe_timings(dataclasses.asdict(t) | {"total_ms": t.total_ms} for t in session.timings)

@@ -28,6 +28,7 @@ import random
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable
 
 import aiohttp
 import yarl
@@ -146,9 +147,10 @@ def backoff_delay(attempts: int, settings: WebhookSettings) -> float:
 
 class WebhookDispatcher:
     def __init__(self, store: SessionStore, settings: WebhookSettings, session: aiohttp.ClientSession,
-                 clock: Clock | None = None):
+                 clock: Clock | None = None, on_result: Callable[[AttemptResult], None] | None = None):
         self.store, self.settings, self.session = store, settings, session
         self.clock = clock or store.clock
+        self.on_result = on_result  # every attempt's result (the server's metrics)
         self._slots = asyncio.Semaphore(CONCURRENCY)
 
     async def run_forever(self) -> None:
@@ -196,6 +198,8 @@ class WebhookDispatcher:
         self._record(delivery, result, final=delivery.attempts + 1 >= self.settings.max_attempts)
 
     def _record(self, delivery: WebhookDelivery, result: AttemptResult, final: bool) -> None:
+        if self.on_result is not None:
+            self.on_result(result)
         attempts = delivery.attempts + 1
         retry_at = None
         if not result.ok and not final:

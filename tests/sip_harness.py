@@ -29,7 +29,7 @@ consent = "This call is recorded and run by an AI interviewer. Do you agree to c
 closing = "That's all my questions. Thank you for your time. Goodbye."
 max_duration_s = 300
 inactivity_timeout_s = 60
-silence_reprompt_s = 8
+silence_reprompt_s = 15  # SIPp/baresip play fixed timelines: leave them slack
 
 [[factors]]
 name = "Customer empathy"

@@ -18,6 +18,7 @@ DEFAULTS = {
     "retry": {"no_answer": {"delay_s": 3600, "max_attempts": 3}, "busy": {"delay_s": 900, "max_attempts": 3},
               "failed": {"delay_s": 1800, "max_attempts": 3}, "voicemail": {"delay_s": 3600, "max_attempts": 3}},
     "invite_expiry_days": 7,
+    "voicemail": {"detect": False, "action": "hang_up", "message": ""},
 }
 
 

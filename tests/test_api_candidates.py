@@ -82,8 +82,8 @@ async def test_patch_changes_only_the_given_fields(api) -> None:
     assert "ats-2" in clash["message"]
 
 
-async def test_delete_is_204_then_404_and_409_when_interviews_exist(api, store: SessionStore,
-                                                                  sample_template) -> None:
+async def test_delete_erases_then_404_and_409_while_a_call_is_under_way(api, store: SessionStore,
+                                                                        sample_template) -> None:
     tom = await post(api, {"name": "Tom", "phone": "+14155550101"})
     response = await api.delete(f"{BASE}/{tom['id']}")
     assert response.status == 204 and await response.read() == b""
@@ -91,11 +91,13 @@ async def test_delete_is_204_then_404_and_409_when_interviews_exist(api, store: 
     assert (await api.delete(f"{BASE}/{tom['id']}")).status == 404
     ana = await post(api, {"name": "Ana", "phone": "+14155550100"})
     position = store.create_position(sample_template)
-    store.create_interview(candidate_id=ana["id"], position_id=position.id, channel="sip",
-                           expires_at=default_expiry())
-    kept = await error_of(await api.delete(f"{BASE}/{ana['id']}"), 409)
-    assert "interviews" in kept["message"]
+    interview, _ = store.create_interview(candidate_id=ana["id"], position_id=position.id, channel="sip",
+                                          expires_at=default_expiry())
+    store.transition(interview.id, "dialing")  # a call is being placed: erasure must wait for it to end
+    await error_of(await api.delete(f"{BASE}/{ana['id']}"), 409)
     assert (await api.get(f"{BASE}/{ana['id']}")).status == 200
+    store.transition(interview.id, "no_answer")
+    assert (await api.delete(f"{BASE}/{ana['id']}")).status == 204  # erased with its interviews
 
 
 async def test_list_pages_and_filters(api) -> None:

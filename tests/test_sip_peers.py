@@ -19,9 +19,11 @@ from sipp import baresip, candidate_track, rtp_packets, sipp, write_pcap, write_
 from test_sip_calls import SHORT_SCRIPT, candidate_text
 from voice import transcribe_wav, word_error_rate
 
-CONSENT_AT_S = 13.0  # "Yes, I agree." once the greeting and the consent question are over
-ANSWER_AT_S = 24.5  # the answer, once "Thank you, let's begin" and the question are over
-TRACK_S = 60.0  # the call ends (~40 s) before the recording does
+# Fixed offsets, not interactive: generous, so a loaded machine speaking late is not talked over
+# (the short template re-prompts only after 15 s of silence).
+CONSENT_AT_S = 15.0  # "Yes, I agree." once the greeting and the consent question are over (~11 s)
+ANSWER_AT_S = 30.0  # the answer, once "Thank you, let's begin" and the question are over (~23 s)
+TRACK_S = 70.0  # the call ends (~45 s) before the recording does
 ANSWERS = " ".join(SHORT_ANSWERS)
 
 
@@ -134,7 +136,7 @@ def _send_garbage(port: int) -> None:
 
 # Keypad timeline: 1 (consent) when the consent question is over, 9 (repeat) when the first question is,
 # the answer once the repeated question is over.
-CONSENT_KEY_AT_S, REPEAT_KEY_AT_S, ANSWER_AFTER_REPEAT_AT_S = 12.5, 21.5, 29.0
+CONSENT_KEY_AT_S, REPEAT_KEY_AT_S, ANSWER_AFTER_REPEAT_AT_S = 15.0, 25.0, 35.0
 
 
 async def test_keypad_consent_and_repeat_over_sip_info_and_rfc4733(settings, store, tmp_path) -> None:

@@ -41,12 +41,15 @@ class _Worker:
 
 
 StateListener = Callable[[str, str], None]  # (interview id, status) as calls progress
+# (the result, the session's reply timings as dicts: [] when the call was not answered or its worker died)
+DoneListener = Callable[[CallResult, list[dict]], None]
 
 
 class MediaWorkerPool:
     def __init__(self, settings: Settings, store: SessionStore, *, with_llm: bool = True,
-                 on_state: StateListener | None = None) -> None:
+                 on_state: StateListener | None = None, on_done: DoneListener | None = None) -> None:
         self.settings, self.store, self.with_llm, self.on_state = settings, store, with_llm, on_state
+        self.on_done = on_done
         self.capacity_per_worker = settings.sip.calls_per_worker
         self.workers: list[_Worker] = []
         self.restarts = 0
@@ -102,6 +105,18 @@ class MediaWorkerPool:
             if interview_id in worker.calls:
                 worker.conn.send({"op": "hangup", "interview_id": interview_id})
 
+    async def end_all(self, reason: str = "shutdown", timeout_s: float = 20.0) -> int:
+        """End every answered call politely (a goodbye, then our BYE: partial) and wait up to `timeout_s`
+        for the calls to finish; returns how many calls were still going when the time was up."""
+        for worker in self.workers:
+            if worker.calls:
+                with contextlib.suppress(OSError):
+                    worker.conn.send({"op": "end", "reason": reason})
+        calls = [done for worker in self.workers for done in worker.calls.values()]
+        if calls:
+            await asyncio.wait(calls, timeout=timeout_s)
+        return self.active_calls
+
     def _worker_with_room(self) -> _Worker | None:
         ready = [w for w in self.workers if w.ready.done() and not w.ready.exception()
                  and len(w.calls) < self.capacity_per_worker]
@@ -110,6 +125,10 @@ class MediaWorkerPool:
     def _notify(self, interview_id: str, status: str) -> None:
         if self.on_state is not None:
             self.on_state(interview_id, status)
+
+    def _done(self, result: CallResult, timings: list[dict]) -> None:
+        if self.on_done is not None:
+            self.on_done(result, timings)
 
     # -- messages from workers --------------------------------------------------------------------------
     def _on_message(self, worker: _Worker) -> None:
@@ -126,9 +145,11 @@ class MediaWorkerPool:
             self._notify(message["interview_id"], message["status"])
         elif op == "done":
             done = worker.calls.pop(message["interview_id"], None)
+            result = CallResult(message["interview_id"], message["status"], message.get("code") or None)
             if done is not None and not done.done():
-                done.set_result(CallResult(message["interview_id"], message["status"], message.get("code") or None))
+                done.set_result(result)
             self._notify(message["interview_id"], message["status"])
+            self._done(result, message.get("timings") or [])
             asyncio.create_task(self._wake())
 
     async def _wake(self) -> None:
@@ -149,6 +170,7 @@ class MediaWorkerPool:
             if not done.done():
                 done.set_result(CallResult(interview_id, status, None))
             self._notify(interview_id, status)
+            self._done(CallResult(interview_id, status, None), [])
         worker.calls.clear()
         if not worker.ready.done():
             worker.ready.set_exception(RuntimeError(f"media worker {worker.index} exited while starting "

@@ -1,8 +1,10 @@
 """A media worker process: one pjsua2 endpoint (at most 4 calls), the voice engines, and an event loop
 that runs each answered call's InterviewSession over its SipLeg.
 
-The pool (pool.py) sends {"op": "dial", "interview_id", "target"} and {"op": "stop"} over a pipe and gets
-back {"op": "ready"}, {"op": "state", ...} and {"op": "done", "interview_id", "status", "code"}. The pool
+The pool (pool.py) sends {"op": "dial", "interview_id", "target"}, {"op": "end", "reason"} (every answered
+call says a short goodbye and hangs up: partial) and {"op": "stop"} over a pipe and gets back {"op": "ready"},
+{"op": "state", ...} and {"op": "done", "interview_id", "status", "code", "timings"} (timings: the session's
+TurnTiming per reply, as dicts, for the server's metrics). The pool
 has already moved the interview to `dialing` (its claim); the worker writes every later status itself.
 If the worker dies, the pool ends its calls in the store (partial or failed) and starts a new one.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import signal
@@ -22,6 +25,7 @@ from dialer.leg import bridge
 from dialer.sip.call import SipCall
 from dialer.sip.endpoint import EndpointPlan, account_config, poll_forever, start_endpoint
 from dialer.sip.outcomes import unanswered_status
+from dialer.sip.voicemail import screen_for_voicemail
 from ivr.engines import load_engines
 from ivr.session import InterviewSession
 from models.lifecycle import IllegalTransition, Status
@@ -44,6 +48,7 @@ class MediaWorker:
         self.conn, self.settings, self.index, self.with_llm = conn, settings, index, with_llm
         self.sip = settings.sip
         self.calls: dict[str, SipCall] = {}
+        self.sessions: dict[str, InterviewSession] = {}  # answered calls' running interviews
         self.tasks: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
         self.leftovers: list[SipCall] = []  # calls pjsip never confirmed as disconnected; freed at the end
@@ -100,6 +105,12 @@ class MediaWorker:
             task.add_done_callback(self.tasks.discard)
         elif op == "hangup" and message.get("interview_id") in self.calls:
             self.calls[message["interview_id"]].hang_up_now()
+        elif op == "end":
+            for iid, call in list(self.calls.items()):
+                if iid in self.sessions:
+                    self.sessions[iid].end_politely(message.get("reason") or "shutdown")
+                else:
+                    call.hang_up_now()  # still ringing: CANCEL
         elif op == "stop":
             self.stopping.set()
         else:
@@ -141,7 +152,10 @@ class MediaWorker:
                 call.release()
             else:
                 self.leftovers.append(call)
-            self._tell({"op": "done", "interview_id": iid, "status": str(status), "code": call.status_code})
+            session = self.sessions.pop(iid, None)
+            timings = [{**dataclasses.asdict(t), "total_ms": t.total_ms} for t in session.timings] if session else []
+            self._tell({"op": "done", "interview_id": iid, "status": str(status), "code": call.status_code,
+                        "timings": timings})
 
     async def _dial_and_talk(self, iid: str, target: str, call: SipCall) -> str:
         try:
@@ -160,16 +174,23 @@ class MediaWorker:
             status = unanswered_status(call.status_code, ring_timeout=ring_timeout)
             self._status(iid, status, call.status_code or None)
             return status
+        # Campaigns that ask for it: an answering machine never hears the interview (dialer/sip/voicemail.py).
+        machine = await screen_for_voicemail(self.store, iid, call.leg, self.engines)
+        if machine is not None:
+            self._status(iid, Status.NO_ANSWER, machine)
+            return Status.NO_ANSWER
         if not self._status(iid, Status.IN_PROGRESS, 200):
             return self.store.get_interview(iid).status
         session = InterviewSession.for_interview(self.store, iid, engines=self.engines, voice=self.settings.voice,
                                                  recordings_dir=self.settings.store.recordings_dir)
+        self.sessions[iid] = session
+        log.info("call answered", extra=_call_extra(iid, call))
         talk = asyncio.create_task(bridge(session, call.leg, silence_timeout_s=self.sip.rtp_timeout_s))
         rtp_watch = asyncio.create_task(call.watch_rtp(self.sip.rtp_timeout_s))  # frames flow on without RTP
         try:
             return await asyncio.wait_for(asyncio.shield(talk), self.sip.max_call_s)
         except TimeoutError:
-            log.warning("call reached sip.max_call_s; hanging up", extra={"interview_id": iid})
+            log.warning("call reached sip.max_call_s; hanging up", extra=_call_extra(iid, call))
             call.hang_up_now()
             return await talk
         finally:
@@ -193,3 +214,12 @@ class MediaWorker:
                 ringing = True
                 self._status(iid, Status.RINGING, call.status_code)
         return call.confirmed.is_set() and not call.disconnected.is_set()
+
+
+def _call_extra(iid: str, call: SipCall) -> dict[str, str]:
+    """Log context of a call: the interview and the SIP Call-ID (what a trunk's logs show)."""
+    try:
+        call_id = call.getInfo().callIdString
+    except pj.Error:  # the call is gone already
+        call_id = ""
+    return {"interview_id": iid, "call_id": call_id}
