@@ -130,6 +130,10 @@ class SimulatedPhone:
             sent += 1
         report["message_ms"] = loud_after_beep  # how much speech the machine recorded after its beep
         report["heard_until_ms"] = 20 * sent
+        self._save_heard(number, heard)
+
+    def _save_heard(self, number: int, heard: bytearray) -> None:
+        """What the call heard from the AI, as --record-dir/call-N.wav."""
         if self.record_dir is not None:
             with wave.open(str(self.record_dir / f"call-{number}.wav"), "wb") as out:
                 out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
@@ -166,10 +170,7 @@ class SimulatedPhone:
                     break
                 call.leg.send(said)
         finally:
-            if self.record_dir is not None:
-                with wave.open(str(self.record_dir / f"call-{number}.wav"), "wb") as out:
-                    out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
-                    out.writeframes(bytes(heard))
+            self._save_heard(number, heard)
         return [dataclasses.asdict(answer) for answer in candidate.said]
 
 
