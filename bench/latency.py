@@ -206,6 +206,9 @@ async def main() -> None:
     print(row("candidate's ear: last word -> first AI sound", [float(v) for v in heard_totals]))
     acked = sum(t.acknowledged for t in timings)
     print(f"{'replies covered by an acknowledgement':<46} {acked}/{len(timings)}")
+    follow_ups = [t for t in timings if t.reply_source in ("llm", "fallback")]
+    worded = sum(t.reply_source == "llm" for t in follow_ups)
+    print(f"{'follow-ups worded by the LLM (else template)':<46} {worded}/{len(follow_ups)}")
     print(row("STT real-time factor", [v * 1000 for v in stt_rtf], unit="‰ "))
     print(row("TTS real-time factor", [v * 1000 for v in tts_rtf], unit="‰ "))
     print("target: total p50 <= 600 ms, p95 <= 1000 ms")

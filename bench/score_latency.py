@@ -1,4 +1,5 @@
-"""How fast a finished interview becomes a scorecard: the feature grader, and hang-up to report_ready.
+"""How fast a finished interview becomes a scorecard: grading (the default per-answer evaluator, with its
+embedding cache emptied first, and the keyword feature grader), and hang-up to report_ready.
 
 Hang-up to report_ready goes through the `serve` scoring job (a worker process polling the store).
 Target: <= 30 s. (Not named bench/scoring.py: run as a script, that would hide the scoring package.)
@@ -17,10 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+# Run as a script, bench/ comes first on sys.path, and bench/understanding.py would hide the package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from config.settings import Settings, StoreSettings
 from config.templates import load_template_file, sample_template_path
 from models.store import SessionStore
 from scoring import grade_transcript
+from scoring.evaluator_grader import EvaluatorGrader
 from scoring.feature_grader import FeatureGrader
 from scoring.job import ScoringWorker
 
@@ -35,15 +40,17 @@ def report(name: str, values_ms: list[float]) -> None:
     print(f"{name:<44} p50 {p50:9.1f} ms   p95 {p95:9.1f} ms   n={len(values_ms)}")
 
 
-def grading_times(store: SessionStore, settings: Settings, rounds: int) -> list[float]:
+def grading_times(store: SessionStore, settings: Settings, rounds: int, grader_name: str = "feature") -> list[float]:
     template = load_template_file(sample_template_path())
     turns = [store.turns(store_transcript(store, template, name)) for name in NAMES]
+    grader = EvaluatorGrader() if grader_name == "evaluator" else FeatureGrader()
     times = []
     for _ in range(rounds):
         for name, transcript in zip(NAMES, turns):
+            if isinstance(grader, EvaluatorGrader):
+                grader.evaluator._embedder._cache.clear()  # time real embedding, not the cache
             start = time.perf_counter()
-            grade_transcript(template, transcript, dropped=name == "dropped", grader=FeatureGrader(),
-                             settings=settings)
+            grade_transcript(template, transcript, dropped=name == "dropped", grader=grader, settings=settings)
             times.append((time.perf_counter() - start) * 1000)
     return times
 
@@ -78,7 +85,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(store=StoreSettings(path=str(Path(tmp) / "bench.db")))
         store = SessionStore(settings.store.path)
-        print(f"phonescreen scoring - feature grader, scoring.poll_interval_s = {settings.scoring.poll_interval_s:g}")
+        print(f"phonescreen scoring - scoring.poll_interval_s = {settings.scoring.poll_interval_s:g}")
+        report("evaluator grading of one transcript", grading_times(store, settings, 5, "evaluator"))
         report("feature grading of one transcript", grading_times(store, settings, rounds=20))
         first, *rest = asyncio.run(hangup_to_report(store, settings, n + 1))
         report("hang-up -> report_ready, first (worker start)", [first])

@@ -3,6 +3,7 @@ start-up. An unknown or ill-typed key stops the program with a message naming ke
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ class ServerSettings:
     shutdown_goodbye_s: float = 20.0  # the most the goodbye line and the hang-up may take after the grace
     recording_url_ttl_s: int = 3600  # how long a signed recording URL works
     recording_url_secret: str = ""  # HMAC key of recording URLs; empty = a random one per process
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For names the real client, comma-separated
+    trusted_proxies: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,12 +78,14 @@ class TtsSettings:
 
 @dataclass(frozen=True)
 class LlmSettings:
-    backend: str = "embedded"  # embedded (llama.cpp) | ollama
+    backend: str = "embedded"  # embedded (SmolLM2 via llama.cpp) | ollama | none (template wording only)
     embedded_model_path: str = ""  # a GGUF file; empty = the bundled SmolLM2-135M-Instruct
     ollama_host: str = "http://127.0.0.1:11434"
     ollama_model: str = "llama3.2:3b"
     timeout_s: float = 10.0
     threads: int = 1  # llama.cpp threads spin-wait: with STT and TTS on the same 2 cores, 1 is far faster
+    # A follow-up's wording must be ready this soon after the answer, or the template's own is spoken.
+    follow_up_deadline_s: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,7 @@ class TwilioSettings:
 
 @dataclass(frozen=True)
 class ScoringSettings:
-    grader: str = "auto"  # auto | feature | llm: auto takes the LLM grader only with an Ollama model
+    grader: str = "auto"  # auto | evaluator | feature | llm: auto = the LLM grader with an Ollama model, else evaluator
     seed: int = 42  # the LLM grader runs at temperature 0 with this seed: same transcript, same scorecard
     llm_timeout_s: float = 60.0  # per factor; past it the LLM grader falls back to the feature grader
     min_candidate_words: int = 40  # fewer words in answers: low_confidence, no overall score
@@ -179,6 +184,14 @@ class Settings:
         return (self.server.public_url or f"http://{self.server.host}:{self.server.port}").rstrip("/")
 
 
+def _networks_ok(value: str) -> bool:
+    try:
+        [ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()]
+    except ValueError:
+        return False
+    return True
+
+
 _CHECKS = {
     ("server", "port"): lambda v: 0 < v < 65536,
     ("server", "max_body_bytes"): lambda v: v >= 1024,
@@ -186,6 +199,7 @@ _CHECKS = {
     ("server", "shutdown_grace_s"): lambda v: 0 <= v <= 3600,
     ("server", "shutdown_goodbye_s"): lambda v: 1 <= v <= 300,
     ("server", "recording_url_ttl_s"): lambda v: 10 <= v <= 7 * 86400,
+    ("server", "trusted_proxies"): lambda v: _networks_ok(v),
     ("retention", "days"): lambda v: 0 <= v <= 36500,
     ("store", "busy_timeout_ms"): lambda v: v >= 0,
     ("webhooks", "max_attempts"): lambda v: 1 <= v <= 50,
@@ -199,7 +213,8 @@ _CHECKS = {
     ("stt", "engine"): lambda v: v in ("auto", "vosk", "whisper"),
     ("stt", "threads"): lambda v: 1 <= v <= 64,
     ("tts", "length_scale"): lambda v: 0.5 <= v <= 2.0,
-    ("llm", "backend"): lambda v: v in ("embedded", "ollama"),
+    ("llm", "backend"): lambda v: v in ("embedded", "ollama", "none"),
+    ("llm", "follow_up_deadline_s"): lambda v: 0.05 <= v <= 30,
     ("llm", "timeout_s"): lambda v: v > 0,
     ("llm", "threads"): lambda v: 1 <= v <= 64,
     ("voice", "vad_aggressiveness"): lambda v: 0 <= v <= 3,
@@ -218,7 +233,7 @@ _CHECKS = {
     ("sip", "max_call_s"): lambda v: 10 <= v <= 14400,
     ("twilio", "machine_detection"): lambda v: v in ("", "Enable", "DetectMessageEnd"),
     ("twilio", "stream_token_ttl_s"): lambda v: 30 <= v <= 86400,
-    ("scoring", "grader"): lambda v: v in ("auto", "feature", "llm"),
+    ("scoring", "grader"): lambda v: v in ("auto", "evaluator", "feature", "llm"),
     ("scoring", "llm_timeout_s"): lambda v: 1 <= v <= 600,
     ("scoring", "min_candidate_words"): lambda v: 0 <= v <= 10000,
     ("scoring", "min_answered_share"): lambda v: 0 <= v <= 1,

@@ -34,7 +34,8 @@ _TIMINGS: dict[str, tuple[int, int, int]] = {
     "inactivity_timeout_s": (10, 1800, 120),
     "silence_reprompt_s": (2, 60, 8),
 }
-_TOP_FIELDS = ("title", "language", "greeting", "consent", "closing", "company", *_TIMINGS, "factors")
+_TOP_FIELDS = ("title", "language", "greeting", "consent", "closing", "company", *_TIMINGS, "factors", "job_facts")
+MAX_JOB_FACTS = 20
 _FACTOR_FIELDS = ("name", "weight", "description", "max_follow_ups", "questions", "anchors")
 _ANCHOR_FIELDS = ("weak", "adequate", "strong")
 # 2-3 letter language code with an optional 2-letter or 3-digit (UN M.49) region.
@@ -94,6 +95,9 @@ class InterviewTemplate:
     max_duration_s: int = 900
     inactivity_timeout_s: int = 120
     silence_reprompt_s: int = 8
+    # What the interviewer may tell a candidate who asks about the job: topic -> a spoken answer,
+    # e.g. {"pay": "The pay is seventeen dollars an hour.", "shifts": "..."}. Empty: the recruiter follows up.
+    job_facts: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able snake_case dict; ``parse_template(t.to_dict()) == t``."""
@@ -118,6 +122,8 @@ class InterviewTemplate:
                 }
                 for f in self.factors
             ],
+            # Only when set, so templates without facts keep their rubric fingerprint.
+            **({"job_facts": dict(self.job_facts)} if self.job_facts else {}),
         }
 
     def fingerprint(self) -> str:
@@ -172,8 +178,8 @@ def _clean_text(value: Any, field: str, *, required: bool = True) -> str:
     text = value.strip()
     if required and not text:
         raise TemplateError(f"must not be empty, got {_show(value)}", field)
-    if len(text) > MAX_TEXT_CHARS:
-        raise TemplateError(f"must be at most {MAX_TEXT_CHARS} characters, got {len(text)}", field)
+    if len(value) > MAX_TEXT_CHARS:  # as sent, like the API's maxLength: padding counts too
+        raise TemplateError(f"must be at most {MAX_TEXT_CHARS} characters, got {len(value)}", field)
     return text
 
 
@@ -284,6 +290,20 @@ def _factors(data: Mapping[str, Any]) -> tuple[EvaluationFactor, ...]:
     return factors
 
 
+def _job_facts(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    facts = data.get("job_facts", {})
+    if not isinstance(facts, Mapping):
+        raise TemplateError(f"must be a table of topic = answer, got {_show(facts)}", "job_facts")
+    if len(facts) > MAX_JOB_FACTS:
+        raise TemplateError(f"at most {MAX_JOB_FACTS} facts, got {len(facts)}", "job_facts")
+    cleaned = []
+    for topic, answer in facts.items():
+        if not isinstance(topic, str) or not topic.strip():
+            raise TemplateError("a topic must be a non-empty string", "job_facts")
+        cleaned.append((topic.strip(), _clean_text(answer, f"job_facts.{topic}")))
+    return tuple(sorted(cleaned))  # canonical: stored JSON sorts keys, and equal templates must compare equal
+
+
 # --- public entry points ---
 
 
@@ -300,6 +320,7 @@ def parse_template(data: Mapping[str, Any], source: str | None = None) -> Interv
             company=_text(data, "company", "", required=False),
             **{key: _int(data, key, "", lo, hi, default) for key, (lo, hi, default) in _TIMINGS.items()},
             factors=_factors(data),
+            job_facts=_job_facts(data),
         )
     except TemplateError as exc:
         # Helpers don't know the source; attach it once here.

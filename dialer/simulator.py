@@ -76,25 +76,30 @@ class CandidateScript:
 SAMPLE_SCRIPTS: tuple[CandidateScript, ...] = (
     CandidateScript("concrete", (
         "Yes, that's fine, go ahead.",
-        "I would open the bill with the customer and go line by line. Last month a promotion ended, so I "
-        "would show them the five dollar increase and when it started.",
-        "Last March a customer called about a double charge. I apologized, refunded forty dollars on the "
-        "call and emailed him the next day.",
-        "First I would check the tracking and the delivery photo with the customer. Then I would open a "
-        "claim with the carrier and send a replacement the same day.",
-        "I can work evenings and weekends, and I have not missed a shift in two years.",
+        "I'd go through the bill with them line by line. Last month they had a ten dollar credit, and this "
+        "month there's a charge for an international call, so it's twenty dollars more. Then I'd ask if that "
+        "matches what they see.",
+        "Last March a customer called about a double charge and he was really upset. I let him finish, told "
+        "him I understood why he was angry, refunded the forty dollars on the call and emailed him the next day.",
+        "First I'd confirm the address and check the delivery photo with the customer. If it went to the wrong "
+        "door I'd open a claim with the carrier, and if there's no proof I'd send a replacement and tell them "
+        "when it arrives.",
+        "I can work evenings and weekends, and rotating shifts are fine. At my last job I didn't miss a single "
+        "shift in two years.",
     )),
     CandidateScript("vague", (
         "Sure.",
         "I guess I'm pretty good at talking.",
-        "When a customer was confused by her bill, I explained each charge in plain words and checked "
-        "that she understood.",
+        "Last month a customer was confused by her bill, so I explained each charge in plain words, showed "
+        "her the late fee, and asked her to tell me back what changed.",
         "It depends on the person really.",
-        "Once a client was angry because his order was late. I listened, tracked the package and called "
-        "him back the same afternoon.",
-        "Last week a router would not connect, so I reset it step by step with the customer and it worked.",
+        "Once a client was angry because his order was late. I let him talk, told him I understood, tracked "
+        "the package with him and called him back the same afternoon.",
+        "Last week a customer's router would not connect, so I asked her which lights were on, reset it step "
+        "by step with her, and it worked before we hung up.",
         "Mostly evenings, maybe weekends too.",
-        "Yes, I can work Saturdays and Sundays, and I have a car to get to the site.",
+        "Yes, I can work Saturdays and Sundays and most evenings, and I have a car, so I have never been late "
+        "to a shift.",
     )),
     CandidateScript("hangs up", (
         "Yes, go ahead.",

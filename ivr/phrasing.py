@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from typing import Sequence
 
 from config.templates import EvaluationFactor
 from ivr.answers import content_stems, topic_stems
@@ -27,8 +28,8 @@ SYSTEM_PROMPT = (
     "You are a job interviewer on a phone call. When the candidate's answer is vague, you ask the "
     "candidate for one specific example. You write only one short question that starts with \"Can you\"."
 )
-USER_PROMPT = 'Topic: {topic}. The candidate answered: "{answer}"\nWrite your next question to the candidate. ' \
-              'Start with "Can you".'
+USER_PROMPT = '{context}Topic: {topic}. A strong answer: {strong}\nQuestion asked: "{question}"\n' \
+              'The candidate answered: "{answer}"\nWrite your next question to the candidate. Start with "Can you".'
 _ASKS_FOR_EXAMPLE = re.compile(r"\b(?:a time|example|specific|situation|step by step|exactly|instance)\b",
                                re.IGNORECASE)
 
@@ -48,20 +49,34 @@ class FollowUpPhraser:
         self._model = model
         self._deadline_s = deadline_s
 
-    def messages(self, factor: EvaluationFactor, question: str, answer: str) -> list[ChatMessage]:
-        """The prompt for one follow-up: the fixed system message, then this turn. The question itself is
-        left out (measured: with it, SmolLM2-135M repeats it or the system prompt more often); follow_up
-        uses it only to check that the result stays on topic."""
+    def messages(self, factor: EvaluationFactor, question: str, answer: str,
+                 conversation: Sequence[tuple[str, str]] = ()) -> list[ChatMessage]:
+        """The prompt for one follow-up: the fixed system message (first, so its KV cache is reused), then
+        the conversation so far (as much as the model's prompt budget allows: a 135M model reads ~150
+        tokens a second on one core, so it gets the last exchange only), the factor with its strong
+        anchor, the question asked and the answer."""
+        budget = getattr(self._model, "prompt_budget_words", 400)
         clipped = " ".join(answer.split()[:MAX_ANSWER_WORDS])
+        context, words = [], len(clipped.split()) + len(question.split()) + 40
+        for role, text in reversed(conversation):
+            line = f"{'Interviewer' if role == 'agent' else 'Candidate'}: {text}"
+            if words + len(line.split()) > budget:
+                break
+            context.insert(0, line)
+            words += len(line.split())
+        prefix = "The interview so far:\n" + "\n".join(context) + "\n" if context else ""
+        strong = " ".join(factor.anchors.strong.split()[:max(12, budget // 10)])
         return [
             ChatMessage("system", SYSTEM_PROMPT),
-            ChatMessage("user", USER_PROMPT.format(topic=factor.name.lower(), answer=clipped)),
+            ChatMessage("user", USER_PROMPT.format(context=prefix, topic=factor.name.lower(), strong=strong,
+                                                   question=question, answer=clipped)),
         ]
 
-    async def follow_up(self, factor: EvaluationFactor, question: str, answer: str) -> str | None:
+    async def follow_up(self, factor: EvaluationFactor, question: str, answer: str,
+                        conversation: Sequence[tuple[str, str]] = ()) -> str | None:
         """One follow-up to `answer` (given to `question`) that may be spoken, or None: nothing usable
-        within the deadline. Never raises for model problems."""
-        messages = self.messages(factor, question, answer)
+        within the deadline. Never raises for model problems. conversation: (role, text) pairs so far."""
+        messages = self.messages(factor, question, answer, conversation)
         reply = asyncio.ensure_future(
             self._model.complete(messages, max_tokens=MAX_TOKENS, temperature=0.0, seed=0, stop=["\n"]))
         try:

@@ -29,13 +29,14 @@ from ivr.engines import VoiceEngines
 from ivr.frames import AudioFrame, FrameChunker, frames_of
 from ivr.interviewer import GOODBYE, Interviewer, Reply, sentences
 from ivr.phrasing import FollowUpPhraser
+from understanding.listener import Listener
 from ivr.playback import Playback, Utterance
 from ivr.recording import StereoRecorder
 from ivr.resample import StreamResampler, resample
 from ivr.stt.base import Transcript
 from ivr.tts.phrase_cache import ACKNOWLEDGEMENTS
 from ivr.vad import EndpointConfig, Endpointer, SpeechStarted, TurnEnded, WebRtcVoiceActivity, trails_off
-from models.lifecycle import Status
+from models.lifecycle import END_REASON_STATUS, Status
 from models.store import SessionStore
 
 log = logging.getLogger("phonescreen.ivr")
@@ -100,11 +101,14 @@ class _SttJob:
 class InterviewSession:
     def __init__(self, *, store: SessionStore, interview_id: str, template: InterviewTemplate,
                  candidate_name: str, engines: VoiceEngines, voice: VoiceSettings, sample_rate: int = 8000,
-                 recording_path: str | Path | None = None) -> None:
+                 recording_path: str | Path | None = None, timezone: str = "UTC") -> None:
         self.store, self.interview_id, self.template = store, interview_id, template
         self.engines, self.voice, self.sample_rate = engines, voice, sample_rate
-        phraser = FollowUpPhraser(engines.llm) if engines.llm is not None else None
-        self.interviewer = Interviewer(template, candidate_name, phraser)
+        phraser = FollowUpPhraser(engines.llm, deadline_s=engines.llm_deadline_s) \
+            if engines.llm is not None else None
+        # Callback times are the candidate's local time; "now" is the store's clock (tests move it).
+        self.interviewer = Interviewer(template, candidate_name, phraser,
+                                       Listener(timezone=timezone, clock=store.clock))
         self.vad = WebRtcVoiceActivity(voice.vad_aggressiveness, sample_rate)
         self.endpointer = Endpointer(EndpointConfig.from_settings(voice))
         self.playback = Playback(sample_rate)
@@ -150,7 +154,7 @@ class InterviewSession:
         recording = Path(recordings_dir) / f"{interview_id}.wav" if recordings_dir else None
         return cls(store=store, interview_id=interview_id, template=position.template,
                    candidate_name=candidate.name.split()[0], engines=engines, voice=voice,
-                   sample_rate=sample_rate, recording_path=recording)
+                   sample_rate=sample_rate, recording_path=recording, timezone=candidate.timezone or "UTC")
 
     # -- the leg's side ----------------------------------------------------------------------------
     def push_audio(self, frame: AudioFrame) -> None:
@@ -304,11 +308,11 @@ class InterviewSession:
 
     def _backchannel(self, text: str, voiced_ms: int) -> bool:
         """Speech over the AI that is a listener's nod, not a turn: "mm-hmm", "yeah", or anything that
-        short (small STT models mishear hums: "Mm-hmm" came back as "Amen, Mom") unless it asks to stop
+        short (small STT models mishear hums: "Mm-hmm" came back as "Amen, Mom" and "Hey, man, mom.") unless it asks to stop
         or repeat."""
         if is_backchannel(text):
             return True
-        brief = voiced_ms < self.voice.barge_in_ms * BARGE_IN_CONFIRM and len(text.split()) <= 2
+        brief = voiced_ms < self.voice.barge_in_ms * BARGE_IN_CONFIRM and len(text.split()) <= 3
         return brief and detect_intent(text) not in (Intent.REPEAT_REQUEST, Intent.STOP_REQUEST)
 
     def _check_barge_in(self) -> None:
@@ -390,14 +394,15 @@ class InterviewSession:
         self._pending = None
         self.idle.set()
 
-    async def _say(self, reply: Reply, timing: TurnTiming | None = None) -> None:
+    async def _say(self, reply: Reply, timing: TurnTiming | None = None) -> bool:
         """Speak a reply sentence by sentence (synthesis of the next overlaps playback of the first),
-        wait until it has been played or interrupted, and store what the candidate actually heard."""
+        wait until it has been played or interrupted, and store what the candidate actually heard.
+        True when it was heard in full (not interrupted, no hang-up)."""
         if self._ack_timer is not None:
             self._ack_timer.cancel()
         if not reply.say:
             self._cancel_pending()
-            return
+            return True
         utterance = self.playback.current
         acknowledging = timing is not None and timing.acknowledged and utterance is not None \
             and not utterance.interrupted and not utterance.closed
@@ -421,11 +426,15 @@ class InterviewSession:
         if spoken:
             start = utterance.started_ms if utterance.started_ms is not None else self.media_ms
             end = utterance.ended_ms if utterance.ended_ms is not None else start
-            self.store.add_turn(self.interview_id, role="agent", text=spoken, start_ms=start, end_ms=end,
-                                interrupted=cut)
+            turn = self.store.add_turn(self.interview_id, role="agent", text=spoken, start_ms=start, end_ms=end,
+                                       interrupted=cut)
+            # What was asked, from the interviewer itself: a question cut short still counts for its factor.
+            self.store.set_turn_evaluation(self.interview_id, turn.turn_number, role="agent", kind=reply.kind,
+                                           factor=reply.factor)
         self._silence_ms = 0
         if self._pending is timing:
             self._cancel_pending()
+        return not cut
 
     async def _synthesize(self, text: str, *, cached: bool = False):
         """TTS on the thread pool, chunks handed back as they are made, at the leg's rate. Fixed phrases
@@ -478,11 +487,18 @@ class InterviewSession:
                     reply = await self._say_polite_end(event.value)
                     break
                 reply, timing = await self._handle(event)
-                await self._say(reply, timing)
-            if self._hung_up.is_set():
-                await self._store_last_words()
-            self.status = Status.PARTIAL if (self._hung_up.is_set() and not reply.end_call) or self._cut_short \
-                else Status.COMPLETED
+                if not await self._say(reply, timing):
+                    self.interviewer.prompt_cut_short(reply)  # e.g. a consent question nobody heard in full
+                    if reply.end_call and not self._hung_up.is_set():
+                        # The closing is always heard: said again after the candidate's words, which are kept.
+                        await self._say(Reply(("Sorry, as I was saying.", *reply.say), end_call=True,
+                                              kind=reply.kind))
+            if self._hung_up.is_set() or reply.end_call:
+                await self._store_last_words()  # words said over the goodbye are kept too
+            if (self._hung_up.is_set() and not reply.end_call) or self._cut_short:
+                self.status = Status.PARTIAL
+            else:  # the interviewer ended the call: its reason says how (completed, declined, withdrawn, ...)
+                self.status = END_REASON_STATUS.get(self.interviewer.end_reason or "completed", Status.COMPLETED)
         except Exception:
             log.exception("interview session failed", extra={"interview_id": self.interview_id})
             self.status = Status.PARTIAL  # every turn so far is stored; the call itself is lost
@@ -515,18 +531,30 @@ class InterviewSession:
             if isinstance(event, _CandidateTurn):
                 self._store_candidate_turn(event)
 
-    def _store_candidate_turn(self, event: _CandidateTurn) -> str:
+    def _store_candidate_turn(self, event: _CandidateTurn) -> tuple[str, int]:
         text = _clean(event.transcript.text)
-        self.store.add_turn(self.interview_id, role="candidate", text=text, start_ms=event.start_ms,
-                            end_ms=event.end_ms, stt_confidence=event.transcript.confidence)
-        return text
+        turn = self.store.add_turn(self.interview_id, role="candidate", text=text, start_ms=event.start_ms,
+                                   end_ms=event.end_ms, stt_confidence=event.transcript.confidence)
+        return text, turn.turn_number
+
+    def _store_understanding(self, turn_number: int, heard_before: int) -> None:
+        """What the interviewer made of the turn just stored: its intent and, for an answer, its evaluation,
+        kept with the turn as it ends (scoring builds the scorecard from these)."""
+        if len(self.interviewer.heard) <= heard_before:
+            return
+        heard = self.interviewer.heard[-1]
+        kind = heard.understanding.intent.value if heard.understanding else "unclassified"
+        self.store.set_turn_evaluation(self.interview_id, turn_number, role="candidate", kind=kind,
+                                       factor=heard.factor, question=heard.question, evaluation=heard.evaluation)
 
     async def _handle(self, event: _CandidateTurn | _Signal) -> tuple[Reply, TurnTiming | None]:
         if isinstance(event, _CandidateTurn):
-            text = self._store_candidate_turn(event)
+            text, turn_number = self._store_candidate_turn(event)
             started = time.monotonic()
+            heard_before = len(self.interviewer.heard)
             reply = await self.interviewer.on_candidate_turn(text)
             event.timing.decide_ms = (time.monotonic() - started) * 1000
+            self._store_understanding(turn_number, heard_before)
             event.timing.reply_source = reply.source
             self.timings.append(event.timing)
             return reply, event.timing
@@ -539,9 +567,18 @@ class InterviewSession:
     def _finish(self) -> None:
         if self.recorder:
             self.recorder.close()
-            self.store.set_recording(self.interview_id, str(self.recorder.path))
+            if self.status == Status.DECLINED:
+                # No consent, no recording: the audio is deleted at once (the transcript is only the consent
+                # exchange, since no question was asked).
+                self.recorder.path.unlink(missing_ok=True)
+            else:
+                self.store.set_recording(self.interview_id, str(self.recorder.path))
+        reason = self.interviewer.end_reason if self.status != Status.PARTIAL else (
+            "shutdown" if self._cut_short else "hung_up")
         try:
-            self.store.transition(self.interview_id, self.status)
+            if self.interviewer.callback_at is not None and self.status == Status.CALLBACK_SCHEDULED:
+                self.store.schedule_callback(self.interview_id, self.interviewer.callback_at)
+            self.store.transition(self.interview_id, self.status, reason=reason)
         except Exception:
             log.exception("could not store the final status", extra={"interview_id": self.interview_id})
         self.control.put_nowait(Hangup(str(self.status)))

@@ -12,7 +12,7 @@ applies the retry policy, so no due retry is forgotten.
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from models.calling_window import next_call_time
@@ -30,11 +30,15 @@ CAMPAIGN_ACTIONS: dict[str, tuple[frozenset[str], str]] = {
     "cancel": (frozenset({"draft", "running", "paused"}), "cancelled"),
 }
 CAMPAIGN_STATUSES = ("draft", "running", "paused", "completed", "cancelled")
-REACHED = frozenset({"completed", "partial"})  # the candidate was interviewed: never called again
+# The candidate was reached: never called again by the retry policy (a callback is its own attempt).
+REACHED = frozenset({"completed", "partial", "declined", "withdrawn", "no_response", "transferred",
+                     "callback_scheduled"})
+CALLBACK = "callback_scheduled"
 # Outcomes of attempts that placed no call.
 SKIPPED_DNC, EXPIRED, CANCELLED, NO_ROUTE = "skipped_dnc", "expired", "cancelled", "no_route"
 DIALER_LOST = "dialer_lost"  # outcome code of an interview whose dialer died (its lease ran out)
-PROGRESS_KEYS = ("candidates", "not_started", "dialed", "in_progress", "completed", "partial", "retry_pending",
+PROGRESS_KEYS = ("candidates", "not_started", "dialed", "in_progress", "completed", "partial", "declined", "withdrawn",
+                 "no_response", "callback_scheduled", "transferred", "retry_pending",
                  "failed", "skipped_dnc", "cancelled", "expired")
 
 
@@ -204,7 +208,14 @@ class CampaignDialing:
         campaign = self.get_campaign(attempt.campaign_id)
         retry = None
         policy = campaign.settings.get("retry", {}).get(outcome)
-        if (outcome in RETRY_OUTCOMES and policy and campaign.status in ("running", "paused")
+        callback_at = self._callback_moment(attempt.interview_id) if outcome == CALLBACK else None
+        if callback_at is not None and campaign.status in ("running", "paused"):
+            # The candidate chose the time: no retry limit applies; the calling window still does (claims
+            # defer a due attempt outside it to the window's next opening).
+            retry = self.get_attempt(self._insert_attempt(attempt.campaign_id, attempt.candidate_id,
+                                                          attempt.attempt_no + 1, due_at=fmt_time(callback_at),
+                                                          expires_at=attempt.expires_at))
+        elif (outcome in RETRY_OUTCOMES and policy and campaign.status in ("running", "paused")
                 and attempt.attempt_no < policy["max_attempts"]):
             due = moment + timedelta(seconds=policy["delay_s"])
             if attempt.expires_at is None or fmt_time(due) < attempt.expires_at:
@@ -213,6 +224,11 @@ class CampaignDialing:
                                                               expires_at=attempt.expires_at))
         self._complete_if_done(attempt.campaign_id)
         return retry
+
+    def _callback_moment(self, interview_id: str | None) -> datetime | None:
+        row = self.db.execute("SELECT callback_at FROM interviews WHERE id = ?", [interview_id]).fetchone() \
+            if interview_id else None
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
 
     def recover_expired_attempts(self, owner: str | None = None) -> list[CallAttempt]:
         """Attempts whose dialer stopped renewing its lease (it died): end their interviews (in progress ->

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from models.validation import ValidationError
+from models.validation import RuleViolation, ValidationError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RETRY_OUTCOMES = ("no_answer", "busy", "failed", "voicemail")
@@ -89,7 +89,7 @@ def _window(value: Any) -> dict[str, Any]:
             raise ValidationError("must be a time of day as HH:MM (00:00 to 23:59)", f"window.{key}")
         times[key] = text
     if times["start"] >= times["end"]:  # zero-padded HH:MM compares as text in time order
-        raise ValidationError("must be later than window.start", "window.end")
+        raise RuleViolation("must be later than window.start", "window.end")
     days = window.get("weekdays", list(DEFAULT_WINDOW["weekdays"]))
     if not isinstance(days, list) or not days or any(day not in WEEKDAYS for day in days):
         raise ValidationError(f"must be a non-empty list of days among {', '.join(WEEKDAYS)}", "window.weekdays")

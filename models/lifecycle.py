@@ -18,6 +18,11 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     PARTIAL = "partial"
+    # How an answered call ended when it did not end completed (the interviewer's end reason decides):
+    WITHDRAWN = "withdrawn"  # the candidate asked to stop
+    NO_RESPONSE = "no_response"  # silence until the inactivity timeout
+    CALLBACK_SCHEDULED = "callback_scheduled"  # the candidate asked to be called back (or for a recruiter)
+    TRANSFERRED = "transferred"  # handed to a person
 
 
 S = Status
@@ -27,7 +32,9 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.SCHEDULED: frozenset({S.DIALING, S.IN_PROGRESS, S.CANCELLED, S.EXPIRED}),
     S.DIALING: frozenset({S.RINGING, S.IN_PROGRESS, S.FAILED, S.NO_ANSWER, S.BUSY, S.DECLINED, S.CANCELLED}),
     S.RINGING: frozenset({S.IN_PROGRESS, S.FAILED, S.NO_ANSWER, S.BUSY, S.DECLINED, S.CANCELLED}),
-    S.IN_PROGRESS: frozenset({S.COMPLETED, S.PARTIAL, S.FAILED}),
+    # declined from in_progress: the candidate answered, then refused consent (recording deleted).
+    S.IN_PROGRESS: frozenset({S.COMPLETED, S.PARTIAL, S.FAILED, S.DECLINED, S.WITHDRAWN, S.NO_RESPONSE,
+                              S.CALLBACK_SCHEDULED, S.TRANSFERRED}),
     S.COMPLETED: frozenset({S.REPORT_READY}),
     S.REPORT_READY: frozenset(),
     S.FAILED: frozenset(),
@@ -37,6 +44,20 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.CANCELLED: frozenset(),
     S.EXPIRED: frozenset(),
     S.PARTIAL: frozenset(),
+    S.WITHDRAWN: frozenset(),
+    S.NO_RESPONSE: frozenset(),
+    S.CALLBACK_SCHEDULED: frozenset(),
+    S.TRANSFERRED: frozenset(),
+}
+
+# The interviewer's end reason (ivr.interviewer.Interviewer.end_reason) -> the interview's final status.
+END_REASON_STATUS: dict[str, Status] = {
+    "completed": S.COMPLETED, "max_duration": S.COMPLETED,
+    "declined": S.DECLINED, "no_consent": S.DECLINED,
+    "stopped": S.WITHDRAWN, "no_response": S.NO_RESPONSE,
+    "callback_scheduled": S.CALLBACK_SCHEDULED, "human_requested": S.CALLBACK_SCHEDULED,
+    "transferred": S.TRANSFERRED,
+    "bad_line": S.PARTIAL,  # only our own voice came back: the call could not go on
 }
 
 TERMINAL: frozenset[Status] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt) | {S.COMPLETED}

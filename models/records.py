@@ -78,6 +78,9 @@ class Interview:
     ended_at: str | None
     rerun_of: str | None
     join_token_hash: str | None = field(default=None, repr=False)
+    end_reason: str | None = None  # why an answered call ended (the interviewer's words: stopped, declined, ...)
+    callback_at: str | None = None  # the moment the candidate asked to be called back (ISO-8601, their offset)
+    scheduled_for: str | None = None  # not dialed before this (a callback); None: as soon as possible
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,18 @@ class Turn:
     stt_confidence: float | None
     interrupted: bool
     created_at: str
+
+
+@dataclass(frozen=True)
+class TurnEvaluation:
+    """What the interviewer understood of one turn (see models/schema.py, migration 4)."""
+    interview_id: str
+    turn_number: int
+    role: str
+    factor: str | None  # the factor asked about (agent) or being answered (candidate)
+    question: str | None  # the question a candidate turn answers
+    kind: str  # agent: the reply's kind (question, follow_up, ...); candidate: the intent (answer, repeat, ...)
+    evaluation: dict | None  # an answer's evaluation: score, relevance, specificity, flags, reasoning
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,22 @@ def _v3(db: sqlite_utils.Database) -> None:
                              not_null={"created_at"})
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    """Why an answered call ended and when a candidate asked to be called back (interviews.end_reason,
+    .callback_at, and .scheduled_for: a callback is not dialed before it). What the interviewer understood of each turn, stored as the turn ends: for an agent turn the factor
+    it asked about and what kind of turn it was (question, follow_up, ...); for a candidate turn its intent
+    and, for an answer, the evaluation against the factor. Scoring attributes answers from these rows
+    (what the interviewer asked), not from the stored wording; a rescore can re-evaluate them."""
+    db["interviews"].add_column("end_reason", str)
+    db["interviews"].add_column("callback_at", str)
+    db["interviews"].add_column("scheduled_for", str)
+    db["turn_evaluations"].create({"interview_id": str, "turn_number": int, "role": str, "factor": str,
+                                   "question": str, "kind": str, "evaluation": str, "created_at": str},
+                                  pk=("interview_id", "turn_number"), not_null={"role", "kind", "created_at"},
+                                  foreign_keys=[("interview_id", "interviews", "id")])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 LATEST = len(MIGRATIONS)
 
 

@@ -18,6 +18,7 @@ from models.campaign_dialing import CampaignDialing
 from models.db import Clock, dumps, fmt_time, immediate, new_id, open_database, utcnow
 from models.lifecycle import ACTIVE, ENDED, IllegalTransition, Status, check_transition
 from models.records import (ApiKey, Campaign, Candidate, Event, Interview, Position, Scorecard, Turn,
+                            TurnEvaluation,
                             WebhookDelivery, WebhookEndpoint)
 from models.schema import migrate
 
@@ -144,10 +145,15 @@ class SessionStore(CampaignDialing):  # campaign attempts and do-not-call: model
                                      [fields["phone"]])
             if existing:
                 return self.update_candidate(existing["id"], fields), False
+            return self.create_candidate(fields), True
+
+    def create_candidate(self, fields: dict[str, Any]) -> Candidate:
+        """A new candidate, whoever else has the same phone (`phonescreen call`'s callee is always its own)."""
+        with immediate(self.db):
             now, cid = self.now(), new_id("cand")
             self.db["candidates"].insert({**_candidate_columns(fields), "id": cid, "created_at": now,
                                           "updated_at": now, "timezone": fields.get("timezone") or "UTC"})
-        return self.get_candidate(cid), True
+            return self.get_candidate(cid)
 
     def update_candidate(self, cid: str, fields: dict[str, Any]) -> Candidate:
         with immediate(self.db):
@@ -242,9 +248,10 @@ class SessionStore(CampaignDialing):  # campaign attempts and do-not-call: model
     def due_calls(self, channel: str, limit: int) -> list[Interview]:
         """Scheduled, unexpired interviews of a phone channel outside any campaign, oldest first: what
         `phonescreen serve` dials as soon as they are created (campaigns have their own scheduler)."""
+        now = self.now()
         rows = self.db.query("SELECT * FROM interviews WHERE status = 'scheduled' AND channel = ? AND "
-                             "campaign_id IS NULL AND expires_at > ? ORDER BY created_at, id LIMIT ?",
-                             [channel, self.now(), limit])
+                             "campaign_id IS NULL AND expires_at > ? AND (scheduled_for IS NULL OR scheduled_for <= ?) "
+                             "ORDER BY created_at, id LIMIT ?", [channel, now, now, limit])
         return [_interview(r) for r in rows]
 
     def reschedule_interview(self, iid: str, expires_at: datetime) -> Interview:
@@ -276,6 +283,8 @@ class SessionStore(CampaignDialing):  # campaign attempts and do-not-call: model
                 changes["outcome_code"] = str(outcome_code)
             if recording_path is not None:
                 changes["recording_path"] = recording_path
+            if reason and status in ENDED:
+                changes["end_reason"] = reason
             self.db["interviews"].update(iid, changes)
             data = {"from": current.status, "to": status.value}
             if outcome_code is not None:
@@ -289,6 +298,22 @@ class SessionStore(CampaignDialing):  # campaign attempts and do-not-call: model
         for listener in self.transition_listeners:
             listener(interview)
         return interview
+
+    def schedule_callback(self, iid: str, at: datetime, *, after: timedelta = timedelta(days=7)) -> Interview | None:
+        """The candidate asked to be called back at `at` (aware, their zone): kept on the interview, and
+        outside a campaign a new interview (a re-run) is scheduled for that moment, dialed then by
+        `phonescreen serve`. A campaign's own scheduler makes the callback attempt (finish_attempt).
+        Returns the new interview, if one was made."""
+        with immediate(self.db):
+            interview = self.get_interview(iid)
+            self.db["interviews"].update(iid, {"callback_at": at.isoformat(), "updated_at": self.now()})
+            if interview.campaign_id is not None or interview.channel not in ("sip", "twilio"):
+                return None
+            expires = max(datetime.fromisoformat(interview.expires_at.replace("Z", "+00:00")), at + after)
+            again, _ = self.create_interview(candidate_id=interview.candidate_id, position_id=interview.position_id,
+                                             channel=interview.channel, expires_at=expires, rerun_of=iid)
+            self.db["interviews"].update(again.id, {"scheduled_for": fmt_time(at)})
+        return self.get_interview(again.id)
 
     def set_recording(self, iid: str, recording_path: str) -> Interview:
         with immediate(self.db):
@@ -329,6 +354,37 @@ class SessionStore(CampaignDialing):  # campaign attempts and do-not-call: model
     def turns(self, iid: str) -> list[Turn]:
         return [_turn(r) for r in self.db.query(
             "SELECT * FROM turns WHERE interview_id = ? ORDER BY turn_number", [iid])]
+
+    def correct_turn(self, iid: str, turn_number: int, text: str) -> Turn:
+        """Replace a stored turn's text (an integrator's correction, server/api_turns.py); only while the
+        interview is in progress, like adding one."""
+        with immediate(self.db):
+            interview = self.get_interview(iid)
+            if interview.status != Status.IN_PROGRESS:
+                raise Conflict(f"turns can only be corrected while in progress; interview is {interview.status}")
+            row = self._one("SELECT id FROM turns WHERE interview_id = ? AND turn_number = ?", [iid, int(turn_number)])
+            if row is None:
+                raise NotFound("turn", f"{iid}#{turn_number}")
+            self.db["turns"].update(row["id"], {"text": text})
+        return next(t for t in self.turns(iid) if t.turn_number == int(turn_number))
+
+    def set_turn_evaluation(self, iid: str, turn_number: int, *, role: str, kind: str, factor: str | None = None,
+                            question: str | None = None, evaluation: dict | None = None) -> None:
+        """Store (or replace, on a rescore) what the interviewer understood of one stored turn."""
+        with immediate(self.db):
+            self.db["turn_evaluations"].upsert(
+                {"interview_id": iid, "turn_number": int(turn_number), "role": role, "factor": factor,
+                 "question": question, "kind": kind,
+                 "evaluation": json.dumps(evaluation) if evaluation is not None else None, "created_at": self.now()},
+                pk=("interview_id", "turn_number"))
+
+    def turn_evaluations(self, iid: str) -> dict[int, TurnEvaluation]:
+        """Turn number -> what the interviewer understood of it (turns stored before migration 4 have none)."""
+        return {row["turn_number"]: TurnEvaluation(
+                    row["interview_id"], row["turn_number"], row["role"], row["factor"], row["question"], row["kind"],
+                    json.loads(row["evaluation"]) if row["evaluation"] else None)
+                for row in self.db.query("SELECT * FROM turn_evaluations WHERE interview_id = ? ORDER BY turn_number",
+                                         [iid])}
 
     # -- Twilio calls ----------------------------------------------------------------------------
     def issue_stream_token(self, iid: str, ttl_s: int) -> str:
@@ -666,6 +722,7 @@ class SessionStore(CampaignDialing):  # campaign attempts and do-not-call: model
             iid = row["id"]
             with immediate(self.db):
                 self.db.execute("DELETE FROM turns WHERE interview_id = ?", [iid])
+                self.db.execute("DELETE FROM turn_evaluations WHERE interview_id = ?", [iid])
                 if keep_scorecards:
                     for card in self.db.query("SELECT id, data FROM scorecards WHERE interview_id = ?", [iid]):
                         kept = _without_quotes(json.loads(card["data"]))
@@ -741,7 +798,8 @@ def _interview(row: dict) -> Interview:
     return Interview(row["id"], row["candidate_id"], row["position_id"], row["position_version"],
                      row["campaign_id"], row["channel"], row["status"], row["attempt_count"], row["outcome_code"],
                      row["recording_path"], row["expires_at"], row["created_at"], row["updated_at"],
-                     row["started_at"], row["ended_at"], row["rerun_of"], row["join_token_hash"])
+                     row["started_at"], row["ended_at"], row["rerun_of"], row["join_token_hash"],
+                     row.get("end_reason"), row.get("callback_at"), row.get("scheduled_for"))
 
 
 def _turn(row: dict) -> Turn:

@@ -1,5 +1,6 @@
 """The one grader interface: a GradingInput (masked answers per factor) in, one result per factor out.
-Implementations: scoring.feature_grader (transparent features, no LLM) and scoring.llm_grader."""
+Implementations: scoring.evaluator_grader (per-answer evaluations, the default), scoring.feature_grader
+(keyword counts) and scoring.llm_grader."""
 from __future__ import annotations
 
 import re
@@ -25,6 +26,9 @@ class Grading:
     model: str  # feature grader version, or the chat model's name
     factors: tuple[FactorResult, ...]
     notes: tuple[str, ...] = field(default=())  # e.g. why the LLM grader fell back
+    # Per-answer evaluations ({turn, factor, score, relevance, specificity, flags, reasoning}), in turn
+    # order: what each factor's score was built from (the evaluator and LLM graders fill it).
+    answers: tuple[dict, ...] = field(default=())
 
 
 class Grader(Protocol):

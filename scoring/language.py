@@ -1,17 +1,18 @@
 """The language read: how the candidate speaks, from the (masked) transcript and its turn timings.
 
-Speaking rate, filler words, lexical diversity, answer length and speech-to-text confidence are
-measured; the CEFR level (A1-C2) is an estimate from the same transcript (sentence length, lexical
-diversity, long words, subordinate clauses, fillers), with a confidence that grows with the amount of
-speech and the STT confidence. Pronunciation is not judged. Word lists are English: for other
-languages the measures are given and the CEFR estimate is left out.
+Speaking rate, filler words, lexical diversity, answer length and speech-to-text confidence are measured;
+the CEFR level (A1-C2) is an estimate from the same transcript (clause length, lexical diversity, long
+words, subordinate clauses, fillers), with a confidence that grows with the amount of speech and the STT
+confidence. Nothing depends on punctuation or case: speech-to-text punctuates as it pleases, so clauses
+are found from connecting words ("and", "because", "which"), not from full stops. Pronunciation is not
+judged. Word lists are English: for other languages the measures are given and the CEFR estimate is left
+out.
 """
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from scoring.features import sentences
 from scoring.transcript import Answer, words_of
 
 CEFR_LEVELS = ("A1", "A2", "B1", "B2", "C1", "C2")
@@ -23,6 +24,9 @@ _FILLER_PHRASES = re.compile(r"\b(?:you know|i mean|kind of|sort of|basically)\b
 _SUBORDINATORS = re.compile(
     r"\b(?:because|although|though|while|whereas|unless|which|whose|whom|so that|in order to|if|when|"
     r"since|whether|until|however|therefore|after|before)\b", re.IGNORECASE)
+# Words that start a new clause in speech; a clause is the run of words between them.
+_CLAUSE_STARTS = frozenset("and but so because then which when if although though while since until after "
+                           "before or whereas unless".split())
 
 
 def _clamp(value: float) -> float:
@@ -44,14 +48,19 @@ def _fillers(texts: list[str]) -> int:
     return sum(sum(w in _FILLER_WORDS for w in words_of(t)) + len(_FILLER_PHRASES.findall(t)) for t in texts)
 
 
+def _clauses(texts: list[str]) -> int:
+    """Clauses in the answers, counted from connecting words (at least one per answer)."""
+    return sum(1 + sum(w in _CLAUSE_STARTS for w in words_of(t)[1:]) for t in texts)
+
+
 def _cefr(words: list[str], texts: list[str], diversity: float, filler_rate: float,
           stt_confidence: float | None) -> dict[str, Any]:
-    parts = [s for t in texts for s in sentences(t)]
-    mean_sentence = len(words) / max(1, len(parts))
+    mean_clause = len(words) / max(1, _clauses(texts))
     long_share = sum(len(w) >= 7 and w.isalpha() for w in words) / len(words)
-    subordination = sum(len(_SUBORDINATORS.findall(s)) for s in parts) / max(1, len(parts))
-    composite = (0.3 * _clamp((mean_sentence - 5) / 20) + 0.25 * _clamp((diversity - 0.55) / 0.35)
-                 + 0.2 * _clamp((long_share - 0.06) / 0.2) + 0.25 * _clamp(subordination / 1.2)
+    # Subordinate clauses per ten words: a rate, so it needs no sentence boundaries.
+    subordination = 10 * sum(len(_SUBORDINATORS.findall(" ".join(words_of(t)))) for t in texts) / len(words)
+    composite = (0.3 * _clamp((mean_clause - 3) / 9) + 0.25 * _clamp((diversity - 0.55) / 0.35)
+                 + 0.2 * _clamp((long_share - 0.06) / 0.2) + 0.25 * _clamp(subordination / 0.8)
                  - 0.1 * _clamp(filler_rate / 10))
     composite = _clamp(composite)
     band = 1 / len(CEFR_LEVELS)
@@ -61,8 +70,8 @@ def _cefr(words: list[str], texts: list[str], diversity: float, filler_rate: flo
     amount = min(1.0, len(words) / WORDS_FOR_FULL_CONFIDENCE)
     confidence = amount * (stt_confidence if stt_confidence is not None else 0.8) * (0.5 + 0.5 * _clamp(margin))
     return {"cefr": CEFR_LEVELS[index], "cefr_confidence": round(confidence, 2),
-            "cefr_basis": {"mean_sentence_words": round(mean_sentence, 1), "long_word_share": round(long_share, 3),
-                           "subordinate_clauses_per_sentence": round(subordination, 2),
+            "cefr_basis": {"mean_clause_words": round(mean_clause, 1), "long_word_share": round(long_share, 3),
+                           "subordinate_clauses_per_10_words": round(subordination, 2),
                            "composite": round(composite, 3)}}
 
 

@@ -1,8 +1,11 @@
 """The LLM grader: one chat per factor (rubric + the candidate's masked answers in, strict JSON out).
 
 The reply must be a JSON object valid against REPLY_SCHEMA; a reply that is not is re-asked once with
-the error, and if the second is no better that factor falls back to the feature grader. If the model
-cannot answer at all (server down, timeout) every remaining factor falls back. Quotes are checked
+the error, and if the second is no better that factor falls back to the per-answer evaluator
+(scoring.evaluator_grader). If the model cannot answer at all (server down, timeout) every remaining
+factor falls back. The prompt carries the evaluator's findings for each answer (score, flags, reason),
+and where the model's score differs from the evaluator's the reasoning says so: disagreement is shown,
+not hidden. Quotes are checked
 against the cited turn's text: a quote that is not really there is dropped. Temperature 0 and a fixed
 seed make the same transcript give the same scorecard with the same model.
 
@@ -20,8 +23,8 @@ from config.settings import ScoringSettings
 from config.templates import EvaluationFactor, InterviewTemplate
 from ivr.llm.base import ChatMessage, ChatModel, LlmUnavailable
 from scoring.base import FactorResult, Grading
-from scoring.feature_grader import VERSION as FEATURE_VERSION
-from scoring.feature_grader import grade_factor
+from scoring.evaluator_grader import NAME as EVALUATOR_NAME
+from scoring.evaluator_grader import EvaluatedAnswer, answer_records, grade_factor
 from scoring.features import best_citations, verbatim_quote
 from scoring.transcript import Answer, GradingInput
 
@@ -40,6 +43,7 @@ REPLY_SCHEMA: dict[str, Any] = {
 }
 _FENCE_RE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$", re.IGNORECASE)
 _QUOTE_WORD_RE = re.compile(r"[\w'’]+")
+DISAGREEMENT_POINTS = 15  # a model score this far from the evaluator's is called out in the reasoning
 
 
 class BadReply(ValueError):
@@ -117,20 +121,33 @@ def _system_prompt(template: InterviewTemplate) -> str:
         "word from the candidate's answers, each with the number of the turn it comes from.")
 
 
-def _user_prompt(factor: EvaluationFactor, answers: tuple[Answer, ...]) -> str:
+def _finding(e: EvaluatedAnswer) -> str:
+    ev = e.evaluation
+    flags = f"; flags: {', '.join(ev.flags)}" if ev.flags else ""
+    asked = json.dumps(e.answer.question or "", ensure_ascii=False)
+    return (f"- turn {e.answer.turn} (answering {asked}): score {ev.score}, {ev.relevance}, {ev.specificity}"
+            f"{flags}. {ev.reasoning}")
+
+
+def _user_prompt(factor: EvaluationFactor, answers: tuple[Answer, ...],
+                 evaluated: list[EvaluatedAnswer] | None = None) -> str:
     questions = "\n".join(f"- {q}" for q in factor.questions)
     said = "\n".join(f"Turn {a.turn}: {json.dumps(a.text, ensure_ascii=False)}" for a in answers)
+    findings = ("\n\nAn automatic per-answer evaluator found (check it against the answers; you may disagree):\n"
+                + "\n".join(_finding(e) for e in evaluated)) if evaluated else ""
     return (f"Factor: {factor.name}\nWhat it means: {factor.description}\n"
             f"Weak: {factor.anchors.weak}\nAdequate: {factor.anchors.adequate}\nStrong: {factor.anchors.strong}\n"
-            f"Questions asked on this factor:\n{questions}\n\nThe candidate's answers:\n{said}")
+            f"Questions asked on this factor:\n{questions}\n\nThe candidate's answers:\n{said}{findings}")
 
 
 class LlmGrader:
     name = "llm"
 
-    def __init__(self, chat: ChatModel, settings: ScoringSettings):
+    def __init__(self, chat: ChatModel, settings: ScoringSettings, evaluator: Any = None):
+        from understanding.evaluator import load_evaluator
         self.chat = chat
         self.settings = settings
+        self.evaluator = evaluator or load_evaluator()
 
     def grade(self, material: GradingInput) -> Grading:
         """Blocking: runs its own event loop, so call it from a worker, never on a running loop."""
@@ -139,29 +156,37 @@ class LlmGrader:
     async def _grade(self, material: GradingInput) -> Grading:
         results: list[FactorResult] = []
         notes: list[str] = []
+        evaluations: dict[str, list[EvaluatedAnswer]] = {}
         unavailable: str | None = None
         try:
-            for factor in material.template.factors:
+            siblings = material.template.factors
+            for factor in siblings:
                 answers = material.for_factor(factor.name)
+                fallback, evaluated = grade_factor(self.evaluator, factor, answers, siblings)
+                evaluations[factor.name] = evaluated
                 if not answers or unavailable:
-                    results.append(grade_factor(factor, answers))
+                    results.append(fallback)
                     continue
                 try:
-                    results.append(await self._grade_factor(material.template, factor, answers))
+                    results.append(await self._grade_factor(material.template, factor, answers, fallback, evaluated))
                 except BadReply as exc:
-                    notes.append(f"{factor.name}: the model's reply was invalid twice ({exc}); graded by features")
-                    results.append(grade_factor(factor, answers))
+                    notes.append(f"{factor.name}: the model's reply was invalid twice ({exc}); graded by the "
+                                 "answer evaluator")
+                    results.append(fallback)
                 except (LlmUnavailable, TimeoutError) as exc:
                     unavailable = str(exc) or f"no answer within {self.settings.llm_timeout_s:g} s"
-                    notes.append(f"the model is unavailable ({unavailable}); remaining factors graded by features")
-                    results.append(grade_factor(factor, answers))
+                    notes.append(f"the model is unavailable ({unavailable}); remaining factors graded by the "
+                                 "answer evaluator")
+                    results.append(fallback)
         finally:
             close = getattr(self.chat, "close", None)
             if close is not None:
                 await close()
+        records = answer_records(evaluations)
         if any(r.source == "llm" for r in results):
-            return Grading("llm", self.chat.name, tuple(results), tuple(notes))
-        return Grading("feature", FEATURE_VERSION, tuple(results), tuple(notes))  # the model graded nothing
+            return Grading("llm", self.chat.name, tuple(results), tuple(notes), records)
+        # The model graded nothing.
+        return Grading(EVALUATOR_NAME, self.evaluator.version, tuple(results), tuple(notes), records)
 
     async def _ask(self, messages: list[ChatMessage]) -> str:
         return await asyncio.wait_for(
@@ -169,9 +194,10 @@ class LlmGrader:
             self.settings.llm_timeout_s)
 
     async def _grade_factor(self, template: InterviewTemplate, factor: EvaluationFactor,
-                            answers: tuple[Answer, ...]) -> FactorResult:
+                            answers: tuple[Answer, ...], evaluator_result: FactorResult,
+                            evaluated: list[EvaluatedAnswer]) -> FactorResult:
         messages = [ChatMessage("system", _system_prompt(template)),
-                    ChatMessage("user", _user_prompt(factor, answers))]
+                    ChatMessage("user", _user_prompt(factor, answers, evaluated))]
         reply = await self._ask(messages)
         try:
             parsed = parse_reply(reply)
@@ -191,6 +217,11 @@ class LlmGrader:
         if not citations:  # every quote was wrong: show the evidence the features found instead
             citations = best_citations(factor, answers)
             reasoning += " (The model's quotes were not found in the answers; citations chosen by features.)"
+        if evaluator_result.score is not None:
+            gap = parsed["score"] - evaluator_result.score
+            reasoning += f" The per-answer evaluator scored it {evaluator_result.score}"
+            reasoning += (f"; the model differs by {gap:+d} points, worth a human look."
+                          if abs(gap) >= DISAGREEMENT_POINTS else ", in agreement.")
         return FactorResult(factor.name, parsed["score"], reasoning, tuple(citations[:MAX_CITATIONS]), "llm",
                             tuple(a.turn for a in answers))
 

@@ -28,7 +28,7 @@ FACTOR_SCHEMA = _obj({
               "description": "Null when the candidate gave no answer on this factor (never a guess)."},
     "reasoning": _STRING,
     "citations": {"type": "array", "items": CITATION_SCHEMA},
-    "source": {"type": "string", "enum": ["feature", "llm"], "description": "The grader that graded it."},
+    "source": {"type": "string", "enum": ["evaluator", "feature", "llm"], "description": "The grader that graded it."},
     "answeredTurns": {"type": "array", "items": {"type": "integer", "minimum": 1}},
 })
 
@@ -48,13 +48,34 @@ LANGUAGE_SCHEMA = _obj({
     "cefrNote": {**_NULLABLE_STRING, "description": "Why there is no CEFR estimate, if there is none."},
 })
 
+ANSWER_EVALUATION_SCHEMA = _obj({
+    "turn": {"type": "integer", "minimum": 1}, "startMs": _COUNT, "factor": _STRING,
+    "score": {"type": "integer", "minimum": 0, "maximum": 100, "nullable": True,
+              "description": "Null when too little was said to judge."},
+    "relevance": {"type": "string", "enum": ["relevant", "off_topic"]},
+    "specificity": {"type": "string", "enum": ["concrete", "vague"]},
+    "flags": {"type": "array", "items": _STRING,
+              "description": "e.g. hostile, rubric_read_back, buzzwords, verb_salad, off_topic, contradiction."},
+    "reasoning": _STRING,
+})
+INTEGRITY_SCHEMA = _obj({
+    "kind": {"type": "string", "enum": ["rubric_read_back", "same_answer_repeated"]},
+    "turn": {"type": "integer", "minimum": 1}, "atMs": _COUNT, "detail": _STRING,
+})
+
+
 SCORECARD_DATA_SCHEMA = _obj({
-    "grader": _obj({"name": {"type": "string", "enum": ["feature", "llm"]}, "model": _STRING,
-                    "requested": {"type": "string", "enum": ["auto", "feature", "llm"]},
+    "grader": _obj({"name": {"type": "string", "enum": ["evaluator", "feature", "llm"]}, "model": _STRING,
+                    "requested": {"type": "string", "enum": ["auto", "evaluator", "feature", "llm"]},
                     "temperature": {"type": "number"}, "seed": {"type": "integer"}}),
     "rubricVersion": {**_STRING, "description": "Fingerprint of the interview template that was graded."},
     "template": _obj({"title": _STRING, "language": _STRING}),
     "factors": {"type": "array", "items": FACTOR_SCHEMA},
+    "answerEvaluations": {"type": "array", "items": ANSWER_EVALUATION_SCHEMA,
+                          "description": "Each answer's evaluation, which the factor scores are built from "
+                                         "(empty for the keyword feature grader)."},
+    "integrity": {"type": "array", "items": INTEGRITY_SCHEMA,
+                  "description": "Advisory, timestamped signals for the hiring team; they never change a score."},
     "coverage": _obj({"factorsTotal": _COUNT, "factorsAnswered": _COUNT, "candidateWords": _COUNT,
                       "minCandidateWords": _COUNT, "minFactorsAnswered": _COUNT}),
     "language": LANGUAGE_SCHEMA,
@@ -64,3 +85,6 @@ SCORECARD_DATA_SCHEMA = _obj({
     "lowConfidenceReasons": {"type": "array", "items": _STRING},
     "notes": {"type": "array", "items": _STRING},
 })
+# Scorecards stored before per-answer evaluations existed have neither key.
+SCORECARD_DATA_SCHEMA["required"] = [k for k in SCORECARD_DATA_SCHEMA["required"]
+                                     if k not in ("answerEvaluations", "integrity")]

@@ -9,11 +9,12 @@ factor. Listening noises, yeses and repeat requests are not answers either (ivr.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from config.templates import InterviewTemplate
 from ivr.answers import Intent, detect_intent
-from models.records import Turn
+from models.records import Turn, TurnEvaluation
 from scoring.masking import mask_sensitive, without_masks
 
 # A question is recognized by its first words, so an agent turn cut short by a barge-in still counts.
@@ -31,6 +32,7 @@ class Answer:
     end_ms: int
     stt_confidence: float | None
     masked_spans: int
+    question: str | None = None  # the template question it answers (the last one asked before it)
 
     @property
     def plain(self) -> str:
@@ -68,18 +70,25 @@ def _prefix_found(words: list[str], question: list[str]) -> int:
     return best
 
 
-def _spoken_factor(words: list[str], template: InterviewTemplate) -> tuple[str | None, bool]:
-    """(factor, True) when the agent turn asks one of the template's questions (or reads the closing:
-    factor None). Questions may share an opening ("Tell me about a time you..."), so the longest match
-    wins, and a match needs the question's first words (the whole question if shorter)."""
-    candidates = [(words_of(q), f.name) for f in template.factors for q in f.questions]
-    candidates.append((words_of(template.closing), None))
-    best: tuple[int, str | None] | None = None
-    for question, factor in candidates:
+def _spoken_question(words: list[str], template: InterviewTemplate) -> tuple[str | None, str | None, bool]:
+    """(factor, question, True) when the agent turn asks one of the template's questions (or reads the
+    closing: factor and question None). Questions may share an opening ("Tell me about a time you..."),
+    so the longest match wins, and a match needs the question's first words (the whole question if
+    shorter)."""
+    candidates: list[tuple[list[str], str | None, str | None]] = [
+        (words_of(q), f.name, q) for f in template.factors for q in f.questions]
+    candidates.append((words_of(template.closing), None, None))
+    best: tuple[int, str | None, str | None] | None = None
+    for question, factor, text in candidates:
         found = _prefix_found(words, question) if question else 0
         if found >= min(_QUESTION_WORDS, len(question)) and (best is None or found > best[0]):
-            best = (found, factor)
-    return (best[1], True) if best else (None, False)
+            best = (found, factor, text)
+    return (best[1], best[2], True) if best else (None, None, False)
+
+
+def _spoken_factor(words: list[str], template: InterviewTemplate) -> tuple[str | None, bool]:
+    factor, _, asked = _spoken_question(words, template)
+    return factor, asked
 
 
 def factor_in_progress(turns: list[Turn], template: InterviewTemplate) -> str | None:
@@ -93,18 +102,32 @@ def factor_in_progress(turns: list[Turn], template: InterviewTemplate) -> str | 
     return None
 
 
-def prepare(turns: list[Turn], template: InterviewTemplate) -> GradingInput:
+def prepare(turns: list[Turn], template: InterviewTemplate,
+            understood: Mapping[int, TurnEvaluation] | None = None) -> GradingInput:
+    """The candidate's answers, each with its factor and question. Where the interviewer stored what it
+    understood of a turn (understood: turn number -> TurnEvaluation), that decides: an answer is what
+    the understanding component called an answer, to the factor and question the interviewer had asked,
+    whatever the stored wording of the question (cut short by a barge-in, or rephrased). Older
+    interviews without it fall back to matching the template's questions in the agent turns."""
     current: str | None = None
+    question: str | None = None
     answers: list[Answer] = []
     for turn in turns:
+        known = (understood or {}).get(turn.turn_number)
+        if turn.role == "candidate" and known is not None:
+            if known.kind == "answer" and known.factor and turn.text.strip():
+                masked = mask_sensitive(turn.text)
+                answers.append(Answer(turn.turn_number, masked.text, turn.text, known.factor, turn.start_ms,
+                                      turn.end_ms, turn.stt_confidence, masked.spans, known.question))
+            continue
         if turn.role == "agent":
-            factor, asked = _spoken_factor(words_of(turn.text), template)
+            factor, asked_question, asked = _spoken_question(words_of(turn.text), template)
             if asked:
-                current = factor
+                current, question = factor, asked_question
             continue
         if not turn.text.strip() or detect_intent(turn.text) is not Intent.ANSWER:
             continue
         masked = mask_sensitive(turn.text)
         answers.append(Answer(turn.turn_number, masked.text, turn.text, current, turn.start_ms, turn.end_ms,
-                              turn.stt_confidence, masked.spans))
+                              turn.stt_confidence, masked.spans, question))
     return GradingInput(template, tuple(answers))

@@ -6,12 +6,15 @@ logged-in request: that is the CSRF protection) and scoped to /admin. Logging ou
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import html
+import ipaddress
+import math
 import secrets
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 from urllib.parse import quote
@@ -24,8 +27,10 @@ from server.web_channel import PAGE_HEADERS, STATIC_DIR
 
 COOKIE = "phonescreen_admin"
 COOKIE_PATH = "/admin"
-MAX_FAILURES = 5  # wrong passwords per client address ...
-FAILURE_WINDOW_S = 300.0  # ... within this window, then logins from it wait until the oldest ages out
+MAX_FAILURES = 5  # wrong passwords per account and client before any wait ...
+BACKOFF_BASE_S = 2.0  # ... then each further one doubles the wait from here ...
+BACKOFF_MAX_S = 300.0  # ... up to this
+FAILURE_MEMORY_S = 900.0  # failures are forgotten after this long without one
 MAX_TRACKED_CLIENTS = 10_000
 MAX_REVOKED = 10_000  # logged-out sessions remembered until they expire
 MAX_PASSWORD_CHARS = 1024
@@ -34,9 +39,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
+class Failures:
+    count: int = 0
+    last: float = 0.0  # time.monotonic() of the latest
+
+
+@dataclass
 class AdminState:
     key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-    failures: "OrderedDict[str, deque[float]]" = field(default_factory=OrderedDict)
+    failures: "OrderedDict[str, Failures]" = field(default_factory=OrderedDict)  # login_key -> failures
     revoked: dict[str, int] = field(default_factory=dict)  # nonce -> expiry of logged-out sessions
 
 
@@ -101,30 +112,66 @@ def admin_data(handler: Handler) -> Handler:
 
 
 # -- the rate limit ----------------------------------------------------------------------------------
-def _client(request: web.Request) -> str:
-    return request.remote or "unknown"
+# Keyed on the account and the real client: behind a proxy, one attacker's wrong passwords slow down that
+# attacker, not every admin. Past MAX_FAILURES free tries each wrong one doubles the wait (a backoff, not a
+# wall); a quiet FAILURE_MEMORY_S forgets them.
+ACCOUNT = "admin"  # the dashboard has one account (server.admin_password)
 
 
-def _recent_failures(state: AdminState, client: str, now: float) -> deque[float]:
-    times = state.failures.get(client, deque())
-    while times and times[0] <= now - FAILURE_WINDOW_S:
-        times.popleft()
-    return times
+def client_address(request: web.Request) -> str:
+    """The real client: the peer, or, when the peer is a configured trusted proxy, the last address in
+    X-Forwarded-For that is not itself a trusted proxy (earlier entries are the client's own claims)."""
+    peer = request.remote or "unknown"
+    proxies = _trusted(settings_of(request).server.trusted_proxies)
+    if not proxies or not _is_in(peer, proxies):
+        return peer
+    hops = [hop.strip() for hop in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed([hop for hop in hops if hop]):
+        if not _is_in(hop, proxies):
+            return hop if _is_address(hop) else peer
+    return peer
 
 
-def wait_before_login(state: AdminState, client: str, now: float) -> int:
-    """Seconds this client must wait before trying again (0: it may try now)."""
-    times = _recent_failures(state, client, now)
-    if len(times) < MAX_FAILURES:
+@functools.lru_cache(maxsize=8)
+def _trusted(setting: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in setting.split(",") if part.strip())
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_in(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def login_key(request: web.Request) -> str:
+    return f"{ACCOUNT}|{client_address(request)}"
+
+
+def wait_before_login(state: AdminState, key: str, now: float) -> int:
+    """Seconds this account and client must wait before trying again (0: it may try now)."""
+    failure = state.failures.get(key)
+    if failure is None or now - failure.last >= FAILURE_MEMORY_S or failure.count < MAX_FAILURES:
         return 0
-    return max(1, int(times[0] + FAILURE_WINDOW_S - now) + 1)
+    delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (failure.count - MAX_FAILURES))
+    return max(0, math.ceil(failure.last + delay - now))
 
 
-def note_failure(state: AdminState, client: str, now: float) -> None:
-    times = _recent_failures(state, client, now)
-    times.append(now)
-    state.failures[client] = times
-    state.failures.move_to_end(client)
+def note_failure(state: AdminState, key: str, now: float) -> None:
+    failure = state.failures.pop(key, None)
+    if failure is None or now - failure.last >= FAILURE_MEMORY_S:
+        failure = Failures()
+    failure.count, failure.last = failure.count + 1, now
+    state.failures[key] = failure  # re-inserted: the most recent last, the oldest evicted first
     while len(state.failures) > MAX_TRACKED_CLIENTS:
         state.failures.popitem(last=False)
 
@@ -162,7 +209,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not expected:
         return _login_page("The dashboard is off: set server.admin_password (PHONESCREEN_SERVER_ADMIN_PASSWORD).",
                            503, next_path)
-    client, now = _client(request), time.monotonic()
+    client, now = login_key(request), time.monotonic()
     wait = wait_before_login(state, client, now)
     if wait:
         return _login_page(f"Too many wrong passwords. Try again in {wait} seconds.", 429, next_path)

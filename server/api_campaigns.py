@@ -18,7 +18,8 @@ from models.validation import ValidationError, check_text
 from scoring.export import campaign_results_csv
 from server.api_interviews import MAX_ID_CHARS, STATUSES, check_channel, check_id
 from server.http import Route, camel, camel_path, camelize, paging, read_json, reject_unknown, store_of
-from server.schemas import COMPONENTS, ERROR_REF, PAGE_PARAMETERS, json_body, json_ok, page_of, path_id, ref
+from server.schemas import (COMPONENTS, ERROR_REF, PAGE_PARAMETERS, VISIBLE, json_body, json_ok, page_of, path_id,
+                            ref)
 
 BASE = "/api/v1/campaigns"
 CAMPAIGN_CHANNELS = ("sip", "twilio")  # a campaign dials out; web interviews are sent as links instead
@@ -54,7 +55,7 @@ def check_settings(value: object) -> dict[str, Any]:
         return clean_campaign_settings(value)  # type: ignore[arg-type]  # non-objects are rejected inside
     except ValidationError as exc:
         path = ["settings", *(exc.field.split(".") if exc.field else [])]
-        raise ValidationError(exc.message, camel_path(".".join(path))) from None
+        raise type(exc)(exc.message, camel_path(".".join(path))) from None  # a RuleViolation stays one
 
 
 def merged(current: dict[str, Any], changes: object) -> object:
@@ -152,8 +153,8 @@ def _integer(low: int, high: int, default: int) -> dict[str, Any]:
 def _settings_schema(filled: bool) -> dict[str, Any]:
     """Campaign settings: as a client sends them (every key optional, defaults apply) or as the API
     returns them (`filled`: every key present)."""
-    def obj(properties: dict[str, Any]) -> dict[str, Any]:
-        schema = {"type": "object", "additionalProperties": False, "properties": properties}
+    def obj(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        schema = {"type": "object", "additionalProperties": False, "properties": properties, **extra}
         return {**schema, "required": list(properties)} if filled else schema
 
     time_of_day = {"type": "string", "pattern": f"^{HHMM.pattern}$"}
@@ -180,20 +181,26 @@ def _settings_schema(filled: bool) -> dict[str, Any]:
                        "description": "Detect answering machines (SIP: greeting length and beep; Twilio: its AMD)."},
             "action": {"type": "string", "enum": list(VOICEMAIL_ACTIONS), "default": DEFAULT_VOICEMAIL["action"]},
             "message": {"type": "string", "maxLength": MAX_VOICEMAIL_MESSAGE_CHARS, "default": "",
-                        "description": "Spoken after the beep when action is leave_message (required then)."},
-        }),
+                        "description": "Spoken after the beep when action is leave_message (required then, "
+                                       "and not only whitespace)."},
+        }, anyOf=[  # leave_message needs a message to leave
+            {"properties": {"action": {"enum": ["hang_up"]}}},
+            {"required": ["action", "message"], "properties": {"message": {"pattern": VISIBLE}}}]),
     })
 
 
 _STRING = {"type": "string"}
 _PROGRESS_DOC = ("The dialer's progress per candidate, from its latest call attempt: notStarted, inProgress (a "
                  "call is being placed or talked), retryPending (a retry is due later), completed, partial (reached, "
-                 "the call was cut short), failed (no retry left: no answer, busy, voicemail, failed, declined), "
+                 "the call was cut short), declined (refused consent on the call), withdrawn (asked to stop), "
+                 "noResponse (silent until the inactivity timeout), callbackScheduled (asked to be called back: "
+                 "the callback is the next attempt), transferred (handed to a person), failed (no retry left: "
+                 "no answer, busy, voicemail, failed, or the call rejected with SIP 603), "
                  "skippedDnc (on the do-not-call list), cancelled, expired; `dialed` counts every call placed, "
                  "retries included. The same counts `phonescreen campaign status` shows.")
 _TIME = {"type": "string", "format": "date-time"}
-_ID_INPUT = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": r"\S"}
-_NAME_INPUT = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": r"\S"}
+_ID_INPUT = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": VISIBLE}
+_NAME_INPUT = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": VISIBLE}
 _CANDIDATE_IDS_INPUT = {"type": "array", "maxItems": MAX_CAMPAIGN_CANDIDATES, "items": _ID_INPUT}
 
 COMPONENTS["schemas"].update({
@@ -232,6 +239,8 @@ COMPONENTS["schemas"].update({
                                       "candidateIds": _CANDIDATE_IDS_INPUT}},
 })
 
+_WINDOW_RULE = "422: settings.window.end is not later than window.start."
+
 ROUTES: list[Route] = [
     Route("GET", BASE, list_campaigns, "campaigns:read", {
         "summary": "List campaigns, newest first", "operationId": "listCampaigns",
@@ -240,17 +249,19 @@ ROUTES: list[Route] = [
     Route("POST", BASE, create_campaign, "campaigns:write", {
         "summary": "Create a draft campaign", "operationId": "createCampaign",
         "description": "404: the position or a candidate does not exist (the message names it). "
-                       "409: the position is archived.",
+                       "409: the position is archived. " + _WINDOW_RULE,
         "requestBody": json_body(ref("CampaignCreate")),
-        "responses": {"201": json_ok(ref("Campaign"), "Created"), "404": ERROR_REF, "409": ERROR_REF}}),
+        "responses": {"201": json_ok(ref("Campaign"), "Created"), "404": ERROR_REF, "409": ERROR_REF,
+                      "422": ERROR_REF}}),
     Route("GET", f"{BASE}/{{id}}", get_campaign, "campaigns:read", {
         "summary": "A campaign with its settings, candidates and interview counts", "operationId": "getCampaign",
         "parameters": [path_id()], "responses": {"200": json_ok(ref("Campaign")), "404": ERROR_REF}}),
     Route("PATCH", f"{BASE}/{{id}}", update_campaign, "campaigns:write", {
         "summary": "Edit a draft campaign's name, settings or candidates", "operationId": "updateCampaign",
-        "description": "409 when the campaign is not a draft; 404 for an unknown campaign or candidate.",
+        "description": "409 when the campaign is not a draft; 404 for an unknown campaign or candidate. "
+                       + _WINDOW_RULE,
         "parameters": [path_id()], "requestBody": json_body(ref("CampaignUpdate")),
-        "responses": {"200": json_ok(ref("Campaign")), "404": ERROR_REF, "409": ERROR_REF}}),
+        "responses": {"200": json_ok(ref("Campaign")), "404": ERROR_REF, "409": ERROR_REF, "422": ERROR_REF}}),
     Route("GET", f"{BASE}/{{id}}/results.csv", campaign_results, "interviews:read", {
         "summary": "The campaign's results as CSV for ATS import", "operationId": "getCampaignResultsCsv",
         "parameters": [path_id()],

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import available_timezones
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from models.candidate_csv import decode_csv, import_candidates
 from models.validation import (CANDIDATE_FIELDS, MAX_METADATA_KEYS, MAX_TAGS, ValidationError,
                                clean_candidate)
-from server.http import (ApiError, Route, camel_path, json_response, page_response, paging, read_json,
+from server.http import (FILE_REFUSED, ApiError, Route, camel_path, file_content_rules, json_response, page_response, paging, read_json,
                          reject_unknown, store_of)
-from server.schemas import COMPONENTS, ERROR_REF, PAGE_PARAMETERS, json_body, json_ok, page_of, path_id, ref
+from server.schemas import (COMPONENTS, ERROR_REF, PAGE_PARAMETERS, PHONE_PATTERN, SPACE, VISIBLE, json_body,
+                            json_ok, page_of, path_id, ref)
 
 BASE = "/api/v1/candidates"
 CSV_TYPE = "text/csv"
@@ -30,7 +31,7 @@ async def _clean_body(request: web.Request, *, partial: bool) -> dict[str, Any]:
     try:
         return clean_candidate(body, partial=partial, default_timezone=_default_timezone(request))
     except ValidationError as exc:
-        raise ValidationError(exc.message, camel_path(exc.field)) from None
+        raise type(exc)(exc.message, camel_path(exc.field)) from None
 
 
 async def list_candidates(request: web.Request) -> web.Response:
@@ -72,47 +73,65 @@ async def _uploaded_csv(request: web.Request) -> bytes:
                        f"send the CSV as the body with Content-Type {CSV_TYPE}, or as the field 'file' of a "
                        f"{MULTIPART_TYPE} upload")
     try:
-        form = await request.post()
-    except web.HTTPException:
+        upload = await _multipart_file(request)
+    except (web.HTTPException, ApiError):
         raise
     except Exception:  # aiohttp's multipart parser raises several exception types for malformed input
         raise ApiError(400, "invalid_body", "the multipart/form-data body is malformed", "file") from None
-    upload = form.get("file")
     if upload is None:
         raise ApiError(400, "invalid_body", "the multipart/form-data body has no field 'file'", "file")
-    if isinstance(upload, str):
-        return upload.encode()
-    if isinstance(upload, (bytes, bytearray)):
-        return bytes(upload)
-    return upload.file.read()
+    return upload
+
+
+async def _multipart_file(request: web.Request) -> bytes | None:
+    """The bytes of the part named "file", the upload's only field (request.post() would also decode every
+    other text field, and refuse a form with one it cannot decode)."""
+    from server.app import SETTINGS  # imported here: server.app imports this module
+    limit, total = request.app[SETTINGS].server.max_body_bytes, 0
+    if (request.content_length or 0) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name != "file":
+            raise ApiError(400, "invalid_body", "the multipart/form-data body has no field 'file' where it should "
+                                                "be: 'file' is the upload's only field", "file")
+        chunks = []
+        while chunk := await part.read_chunk():
+            total += len(chunk)
+            if total > limit:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=total)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    return None
 
 
 async def import_candidates_csv(request: web.Request) -> web.Response:
-    text = decode_csv(await _uploaded_csv(request))
-    result = import_candidates(store_of(request), text, _default_timezone(request))
+    raw = await _uploaded_csv(request)
+    with file_content_rules("file"):
+        result = import_candidates(store_of(request), decode_csv(raw), _default_timezone(request))
     return json_response({"created": result.created, "updated": result.updated, "failed": result.failed,
                           "errors": result.errors, "candidates": result.candidate_ids})
 
 
 # -- OpenAPI schemas: they state what models.validation.clean_candidate accepts ----------------------------
-_SEPARATOR = r"[\s().-]*"
 # normalize_phone: separators are dropped, a leading 00 becomes '+', then E.164. "" means no phone.
-_PHONE_PATTERN = rf"^(?:|{_SEPARATOR}(?:\+|0{_SEPARATOR}0){_SEPARATOR}[1-9](?:{_SEPARATOR}\d){{6,14}}{_SEPARATOR})$"
+_PHONE_PATTERN = rf"^(?:|{PHONE_PATTERN})$"  # "" means no phone
 _FIELDS: dict[str, Any] = {
-    "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+    "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": VISIBLE},
     "phone": {"type": "string", "nullable": True, "pattern": _PHONE_PATTERN, "example": "+14155550100",
               "description": "E.164, separators allowed ('+1 (415) 555-0100'); needed for phone interviews."},
     "email": {"type": "string", "nullable": True, "maxLength": 254,
-              "pattern": r"^(?:|[^@\s]+@[^@\s]+\.[^@\s]+)$"},
+              "pattern": rf"^(?:|[^@{SPACE}]+@[^@{SPACE}]+\.[^@{SPACE}]+)$"},
     "timezone": ref("TimeZone"),
     "externalId": {"type": "string", "nullable": True, "maxLength": 100,
                    "description": "Your system's id; POST with a known externalId updates that candidate."},
     "metadata": {"type": "object", "nullable": True, "maxProperties": MAX_METADATA_KEYS,
+                 "propertyNames": {"minLength": 1, "maxLength": 64},
                  "additionalProperties": {"oneOf": [{"type": "string", "maxLength": 500}, {"type": "number"}]},
                  "description": "Your own data: non-empty keys of at most 64 characters; numbers are stored "
                                 "as strings."},
     "tags": {"type": "array", "nullable": True, "maxItems": MAX_TAGS,
-             "items": {"type": "string", "maxLength": 64, "pattern": r"\S"}},
+             "items": {"type": "string", "maxLength": 64, "pattern": VISIBLE}},
 }
 COMPONENTS["schemas"]["TimeZone"] = {
     "type": "string", "nullable": True, "enum": ["", None, *sorted(available_timezones())],
@@ -160,6 +179,8 @@ _CSV_DOC = ("A header row, then one candidate per row. Columns (any case; spaces
             "that cannot be read as a whole (no header or name column, bad quoting, NUL bytes, not UTF-8, more "
             "than 10,000 rows) is answered with 400 and field 'file'.")
 
+_KEY_RULE = "422: a metadata key is empty or longer than 64 characters (OpenAPI 3.0 cannot state it)."
+
 ROUTES: list[Route] = [
     Route("GET", BASE, list_candidates, "candidates:read", {
         "summary": "List candidates", "operationId": "listCandidates",
@@ -168,24 +189,26 @@ ROUTES: list[Route] = [
         "responses": {"200": json_ok(page_of("Candidate"))}}),
     Route("POST", BASE, create_candidate, "candidates:write", {
         "summary": "Create a candidate, or replace the one with the same externalId (else phone)",
-        "operationId": "createCandidate", "requestBody": json_body(ref("CandidateInput")),
+        "operationId": "createCandidate", "requestBody": json_body(ref("CandidateInput")), "description": _KEY_RULE,
         "responses": {"201": json_ok(ref("Candidate"), "Created"),
-                      "200": json_ok(ref("Candidate"), "An existing candidate was updated"), "413": ERROR_REF}}),
+                      "200": json_ok(ref("Candidate"), "An existing candidate was updated"), "413": ERROR_REF,
+                      "422": ERROR_REF}}),
     Route("POST", f"{BASE}/import", import_candidates_csv, "candidates:write", {
         "summary": "Create or update candidates from a CSV file", "operationId": "importCandidates",
         "description": _CSV_DOC,
         "requestBody": {"required": True, "content": {
             CSV_TYPE: {"schema": {"type": "string"}},
-            MULTIPART_TYPE: {"schema": {"type": "object", "required": ["file"],
+            MULTIPART_TYPE: {"schema": {"type": "object", "required": ["file"], "additionalProperties": False,
                                         "properties": {"file": {"type": "string", "format": "binary"}}}}}},
-        "responses": {"200": json_ok(ref("CandidateImport")), "413": ERROR_REF, "415": ERROR_REF}}),
+        "responses": {"200": json_ok(ref("CandidateImport")), "413": ERROR_REF, "415": ERROR_REF,
+                      "422": {**ERROR_REF, "description": FILE_REFUSED}}}),
     Route("GET", f"{BASE}/{{id}}", get_candidate, "candidates:read", {
         "summary": "Get a candidate", "operationId": "getCandidate", "parameters": [path_id()],
         "responses": {"200": _CANDIDATE, **_NOT_FOUND}}),
     Route("PATCH", f"{BASE}/{{id}}", update_candidate, "candidates:write", {
         "summary": "Change some of a candidate's fields", "operationId": "updateCandidate",
-        "parameters": [path_id()], "requestBody": json_body(ref("CandidatePatch")),
-        "responses": {"200": _CANDIDATE, **_NOT_FOUND, "409": ERROR_REF, "413": ERROR_REF}}),
+        "parameters": [path_id()], "requestBody": json_body(ref("CandidatePatch")), "description": _KEY_RULE,
+        "responses": {"200": _CANDIDATE, **_NOT_FOUND, "409": ERROR_REF, "413": ERROR_REF, "422": ERROR_REF}}),
     Route("DELETE", f"{BASE}/{{id}}", delete_candidate, "candidates:erase", {
         "summary": "Erase a candidate: personal data, interviews, transcripts, scorecards and recordings",
         "operationId": "deleteCandidate", "parameters": [path_id()],

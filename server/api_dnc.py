@@ -12,8 +12,8 @@ from models.candidate_csv import MAX_ROWS, decode_csv
 from models.store import SessionStore
 from models.validation import ValidationError, check_text, normalize_phone
 from server.api_candidates import CSV_TYPE, MULTIPART_TYPE, _uploaded_csv
-from server.http import Route, json_response, page_response, paging, read_json, reject_unknown, store_of
-from server.schemas import COMPONENTS, ERROR_REF, PAGE_PARAMETERS, json_body, json_ok, page_of, ref
+from server.http import FILE_REFUSED, Route, file_content_rules, json_response, page_response, paging, read_json, reject_unknown, store_of
+from server.schemas import PHONE_PATTERN, COMPONENTS, ERROR_REF, PAGE_PARAMETERS, json_body, json_ok, page_of, ref
 
 BASE = "/api/v1/dnc"
 MAX_REASON_CHARS = 200
@@ -69,8 +69,9 @@ async def remove_number(request: web.Request) -> web.Response:
 
 
 async def import_numbers(request: web.Request) -> web.Response:
-    text = decode_csv(await _uploaded_csv(request))
-    return json_response(import_do_not_call(store_of(request), text))
+    raw = await _uploaded_csv(request)
+    with file_content_rules("file"):
+        return json_response(import_do_not_call(store_of(request), decode_csv(raw)))
 
 
 COMPONENTS["schemas"]["DoNotCall"] = {
@@ -79,7 +80,7 @@ COMPONENTS["schemas"]["DoNotCall"] = {
                    "createdAt": {"type": "string", "format": "date-time"}}}
 COMPONENTS["schemas"]["DoNotCallInput"] = {
     "type": "object", "additionalProperties": False, "required": ["phone"],
-    "properties": {"phone": {"type": "string", "example": "+14155550100",
+    "properties": {"phone": {"type": "string", "example": "+14155550100", "pattern": f"^{PHONE_PATTERN}$",
                              "description": "E.164; separators such as '+1 (415) 555-0100' are allowed."},
                    "reason": {"type": "string", "nullable": True, "maxLength": MAX_REASON_CHARS}}}
 COMPONENTS["schemas"]["DoNotCallImport"] = {
@@ -90,7 +91,8 @@ COMPONENTS["schemas"]["DoNotCallImport"] = {
                        "properties": {"line": {"type": "integer"}, "field": {"type": "string"},
                                       "message": {"type": "string"}}}}}}
 
-_PHONE_PATH = {"name": "phone", "in": "path", "required": True, "schema": {"type": "string"},
+_PHONE_PATH = {"name": "phone", "in": "path", "required": True,
+               "schema": {"type": "string", "pattern": f"^{PHONE_PATTERN}$"},
                "description": "The number in E.164 (URL-encode the '+' as %2B or write it as is)."}
 ROUTES: list[Route] = [
     Route("GET", BASE, list_numbers, "campaigns:read", {
@@ -107,9 +109,10 @@ ROUTES: list[Route] = [
                        "Invalid rows are reported in `errors`; the valid ones are added.",
         "requestBody": {"required": True, "content": {
             CSV_TYPE: {"schema": {"type": "string"}},
-            MULTIPART_TYPE: {"schema": {"type": "object", "required": ["file"],
+            MULTIPART_TYPE: {"schema": {"type": "object", "required": ["file"], "additionalProperties": False,
                                         "properties": {"file": {"type": "string", "format": "binary"}}}}}},
-        "responses": {"200": json_ok(ref("DoNotCallImport")), "413": ERROR_REF, "415": ERROR_REF}}),
+        "responses": {"200": json_ok(ref("DoNotCallImport")), "413": ERROR_REF, "415": ERROR_REF,
+                      "422": {**ERROR_REF, "description": FILE_REFUSED}}}),
     Route("DELETE", f"{BASE}/{{phone}}", remove_number, "campaigns:write", {
         "summary": "Remove a number from the do-not-call list", "operationId": "removeDoNotCall",
         "parameters": [_PHONE_PATH],

@@ -14,13 +14,14 @@ from config.settings import Settings
 from models.lifecycle import ENDED, Status
 from models.records import CHANNELS, Event, Interview, Scorecard, Turn
 from models.store import default_expiry
-from models.validation import ValidationError, check_text
+from models.validation import RuleViolation, ValidationError, check_text
 from scoring.job import rescore_with_own_store
 from scoring.schema import SCORECARD_DATA_SCHEMA
 from scoring.scorecard import SCORABLE
 from server.http import (ApiError, Route, json_response, page_response, paging, read_json, reject_unknown,
                          store_of)
-from server.schemas import COMPONENTS, ERROR_REF, PAGE_PARAMETERS, json_body, json_ok, page_of, path_id, ref
+from server.schemas import (COMPONENTS, ERROR_REF, PAGE_PARAMETERS, VISIBLE, json_body, json_ok, page_of, path_id,
+                            ref)
 
 BASE = "/api/v1/interviews"
 MAX_ID_CHARS = 100
@@ -70,17 +71,18 @@ def check_expiry(value: object, now: datetime, field: str = "expiresAt") -> date
     if not isinstance(value, str) or len(value) > 64:
         raise ValidationError("must be an ISO 8601 date-time with an offset, e.g. 2030-01-31T17:00:00+01:00", field)
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        # Converting also catches years 1 and 9999 pushed out of range by their offset.
-        utc = moment.astimezone(timezone.utc) if moment.tzinfo else None
-    except (ValueError, OverflowError):
+        moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))  # RFC 3339 allows "t" and "z"
+    except ValueError:
         raise ValidationError("must be an ISO 8601 date-time such as 2030-01-31T17:00:00+01:00", field) from None
-    if utc is None:
+    if moment.tzinfo is None:
         raise ValidationError("must include a UTC offset (Z or +HH:MM)", field)
-    if utc <= now:
-        raise ValidationError("must be in the future", field)
-    if utc > now + MAX_EXPIRY:
-        raise ValidationError(f"must be at most {MAX_EXPIRY.days} days ahead", field)
+    try:
+        utc = moment.astimezone(timezone.utc)
+    except OverflowError:  # years 1 and 9999 pushed out of range by their offset: far from now either way
+        utc = None
+    # Well-formed, but no schema can say "relative to now": 422.
+    if utc is None or not now < utc <= now + MAX_EXPIRY:
+        raise RuleViolation(f"must be in the future and at most {MAX_EXPIRY.days} days ahead", field)
     return utc
 
 
@@ -182,7 +184,7 @@ _STRING = {"type": "string"}
 _NULLABLE_STRING = {"type": "string", "nullable": True}
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {"type": "string", "format": "date-time", "nullable": True}
-_ID_INPUT = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": r"\S"}
+_ID_INPUT = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": VISIBLE}
 _EXPIRES_INPUT = {"type": "string", "format": "date-time", "maxLength": 64,
                   "description": "ISO 8601 with a UTC offset; in the future, at most 365 days ahead."}
 _INTERVIEW_PROPERTIES = {
@@ -191,6 +193,12 @@ _INTERVIEW_PROPERTIES = {
     "status": {"type": "string", "enum": STATUSES}, "attemptCount": {"type": "integer"},
     "outcomeCode": _NULLABLE_STRING, "recordingPath": _NULLABLE_STRING, "expiresAt": _TIME, "createdAt": _TIME,
     "updatedAt": _TIME, "startedAt": _NULLABLE_TIME, "endedAt": _NULLABLE_TIME, "rerunOf": _NULLABLE_STRING,
+    "endReason": {**_NULLABLE_STRING, "description": "Why an answered call ended: completed, max_duration, declined "
+                  "(said no to consent), no_consent, stopped (withdrew), no_response, callback_scheduled, "
+                  "human_requested, hung_up, shutdown."},
+    "callbackAt": {**_NULLABLE_STRING, "description": "When the candidate asked to be called back (ISO 8601 with "
+                   "their UTC offset)."},
+    "scheduledFor": {**_NULLABLE_STRING, "description": "Not dialed before this moment (a callback)."},
 }
 _TURN_PROPERTIES = {
     "turnNumber": {"type": "integer", "minimum": 1}, "role": {"type": "string", "enum": ["agent", "candidate"]},
@@ -260,8 +268,10 @@ ROUTES: list[Route] = [
         "requestBody": json_body(ref("InterviewCreate")),
         "description": "404: the candidate, position or rerunOf interview does not exist (the message names "
                        "which). 409: the position is archived, the candidate has no phone for a sip/twilio "
-                       "interview, or rerunOf is another candidate's interview.",
-        "responses": {"201": json_ok(ref("InterviewCreated"), "Created"), "404": ERROR_REF, "409": ERROR_REF}}),
+                       "interview, or rerunOf is another candidate's interview. 422: expiresAt is not in the future or more than "
+                       "365 days ahead.",
+        "responses": {"201": json_ok(ref("InterviewCreated"), "Created"), "404": ERROR_REF, "409": ERROR_REF,
+                      "422": ERROR_REF}}),
     Route("GET", f"{BASE}/{{id}}", get_interview, "interviews:read", {
         "summary": "An interview with its turns, latest scorecard and status history",
         "operationId": "getInterview", "parameters": [path_id()],
@@ -270,8 +280,9 @@ ROUTES: list[Route] = [
         "summary": "Reschedule: change expiresAt while the interview is scheduled",
         "operationId": "updateInterview", "parameters": [path_id()],
         "requestBody": json_body(ref("InterviewUpdate")),
-        "description": "409 when the interview is no longer scheduled; an ended interview is immutable.",
-        "responses": {"200": json_ok(ref("Interview")), "404": ERROR_REF, "409": ERROR_REF}}),
+        "description": "409 when the interview is no longer scheduled; an ended interview is immutable. 422: "
+                       "expiresAt is not in the future or more than 365 days ahead.",
+        "responses": {"200": json_ok(ref("Interview")), "404": ERROR_REF, "409": ERROR_REF, "422": ERROR_REF}}),
     Route("POST", f"{BASE}/{{id}}/cancel", cancel_interview, "interviews:write", {
         "summary": "Cancel an interview that has not started talking yet", "operationId": "cancelInterview",
         "parameters": [path_id()],

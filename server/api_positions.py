@@ -7,11 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from config.templates import (GREETING_PLACEHOLDERS, MAX_FACTORS, MAX_QUESTIONS, MAX_TEXT_CHARS, InterviewTemplate,
+from config.templates import (GREETING_PLACEHOLDERS, MAX_JOB_FACTS, MAX_FACTORS, MAX_QUESTIONS, MAX_TEXT_CHARS, InterviewTemplate,
                               TemplateError, load_template_text, parse_template)
-from server.http import (ApiError, Route, camel, camel_path, json_response, page_response, paging, query_int, read_json,
-                         store_of)
-from server.schemas import COMPONENTS, ERROR_REF, PAGE_PARAMETERS, json_body, json_ok, page_of, path_id, ref
+from models.validation import RuleViolation
+from server.http import (FILE_REFUSED, ApiError, Route, camel, camel_path, file_content_rules, json_response, page_response, paging,
+                         query_int, read_json, store_of)
+from server.schemas import (COMPONENTS, ERROR_REF, PAGE_PARAMETERS, SPACE, VISIBLE, json_body, json_ok, page_of,
+                            path_id, ref)
 
 BASE = "/api/v1/positions"
 TOML_TYPES = ("application/toml", "text/plain")
@@ -21,6 +23,8 @@ def _template_from_json(body: dict[str, Any]) -> InterviewTemplate:
     try:
         return parse_template(body, "<api>")
     except TemplateError as exc:
+        if exc.message.startswith("duplicate factor name"):  # uniqueness across items: no JSON Schema states it
+            raise RuleViolation(exc.message, camel_path(exc.field)) from None
         message = exc.message
         if message.startswith("unknown field"):  # it quotes field names ('max_follow_ups'): use the API's
             message = re.sub(r"'(\w+)'", lambda m: repr(camel(m.group(1))), message)
@@ -50,18 +54,23 @@ async def import_position(request: web.Request) -> web.Response:
     if request.content_type not in TOML_TYPES:
         raise ApiError(415, "unsupported_media_type",
                        f"send the template as TOML text with Content-Type {' or '.join(TOML_TYPES)}")
-    try:
-        text = (await request.read()).decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, "invalid_body", f"the template is not UTF-8 text (byte {exc.start})") from None
-    # Errors name fields as the TOML file spells them (snake_case), e.g. factors[1].max_follow_ups.
-    template = load_template_text(text, "<api>")
+    raw = await request.read()
+    with file_content_rules(None):  # errors name fields as the file spells them, e.g. factors[1].max_follow_ups
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise RuleViolation(f"the template is not UTF-8 text (byte {exc.start})") from None
+        template = load_template_text(text, "<api>")
     return json_response(store_of(request).create_position(template), status=201)
 
 
 async def get_position(request: web.Request) -> web.Response:
     version = query_int(request, "version", 1, 1, 1_000_000) if "version" in request.query else None
-    return json_response(store_of(request).get_position(request.match_info["id"], version))
+    include_archived = _include_archived(request)
+    position = store_of(request).get_position(request.match_info["id"], version)
+    if position.archived_at and not include_archived:  # gone, as the list says, unless asked for
+        raise ApiError(410, "archived", f"position {position.id!r} is archived; add includeArchived=true to read it")
+    return json_response(position)
 
 
 async def update_position(request: web.Request) -> web.Response:
@@ -75,13 +84,13 @@ async def archive_position(request: web.Request) -> web.Response:
 
 # -- OpenAPI schemas: they state what config/templates.py accepts -------------------------------------------
 # A spoken text: at most MAX_TEXT_CHARS, and not only whitespace.
-_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": r"\S"}
+_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS, "pattern": VISIBLE}
 
 
 def _greeting_pattern(placeholders: frozenset[str]) -> str:
     """Not only whitespace; braces only in these placeholders or doubled ({{ and }} are literal braces)."""
     token = "|".join(re.escape("{" + name + "}") for name in sorted(placeholders)) + r"|\{\{|\}\}"
-    return rf"^\s*(?:[^\s{{}}]|{token})(?:[^{{}}]|{token})*$"
+    return rf"^[{SPACE}]*(?:[^{SPACE}{{}}]|{token})(?:[^{{}}]|{token})*$"
 
 
 def _seconds(low: int, high: int, default: int, description: str) -> dict[str, Any]:
@@ -96,7 +105,7 @@ COMPONENTS["schemas"]["Template"] = {
     "properties": {
         "title": _TEXT,
         "language": {"type": "string", "maxLength": MAX_TEXT_CHARS, "example": "en-US",
-                     "pattern": r"^\s*[A-Za-z]{2,3}(?:-(?:[A-Za-z]{2}|[0-9]{3}))?\s*$"},
+                     "pattern": rf"^[{SPACE}]*[A-Za-z]{{2,3}}(?:-(?:[A-Za-z]{{2}}|[0-9]{{3}}))?[{SPACE}]*$"},
         "greeting": {**_TEXT, "pattern": _greeting_pattern(GREETING_PLACEHOLDERS),
                      "description": "May use the placeholders {candidate_name} and {company} (then company must "
                                     "be set); write a literal brace as {{ or }}."},
@@ -108,10 +117,16 @@ COMPONENTS["schemas"]["Template"] = {
         "silenceRepromptS": _seconds(2, 60, 8, "Re-prompt after a pause this long."),
         "factors": {"type": "array", "minItems": 1, "maxItems": MAX_FACTORS, "items": ref("Factor"),
                     "description": "Factor names must differ (ignoring case)."},
+        "jobFacts": {"type": "object", "maxProperties": MAX_JOB_FACTS,
+                     "propertyNames": {"pattern": VISIBLE},
+                     "additionalProperties": {**_TEXT},
+                     "description": "What the interviewer may tell a candidate who asks about the job: topic -> "
+                                    "the spoken answer (matched to the question by meaning). Other questions are "
+                                    "left to the recruiter."},
     },
     # A greeting that says {company} needs a company to say.
     "anyOf": [{"properties": {"greeting": {"pattern": _greeting_pattern(GREETING_PLACEHOLDERS - {"company"})}}},
-              {"required": ["company"], "properties": {"company": {"pattern": r"\S"}}}],
+              {"required": ["company"], "properties": {"company": {"pattern": VISIBLE}}}],
 }
 COMPONENTS["schemas"]["Factor"] = {
     "type": "object", "additionalProperties": False,
@@ -145,33 +160,41 @@ COMPONENTS["schemas"]["Position"] = {
 _POSITION = json_ok(ref("Position"))
 _NOT_FOUND = {"404": ERROR_REF}
 _TEMPLATE_BODY = json_body(ref("Template"))
+_INCLUDE_ARCHIVED = {"name": "includeArchived", "in": "query", "schema": {"type": "boolean", "default": False}}
+_DUPLICATE_NAMES = "422: two factors have the same name (ignoring case)."
 
 ROUTES: list[Route] = [
     Route("GET", BASE, list_positions, "positions:read", {
         "summary": "List positions", "operationId": "listPositions",
-        "parameters": [*PAGE_PARAMETERS, {"name": "includeArchived", "in": "query",
-                                          "schema": {"type": "boolean", "default": False}}],
+        "parameters": [*PAGE_PARAMETERS, _INCLUDE_ARCHIVED],
         "responses": {"200": json_ok(page_of("Position"))}}),
     Route("POST", BASE, create_position, "positions:write", {
         "summary": "Create a position from a template", "operationId": "createPosition",
-        "requestBody": _TEMPLATE_BODY,
-        "responses": {"201": json_ok(ref("Position"), "Created"), "413": ERROR_REF}}),
+        "requestBody": _TEMPLATE_BODY, "description": _DUPLICATE_NAMES,
+        "responses": {"201": json_ok(ref("Position"), "Created"), "413": ERROR_REF, "422": ERROR_REF}}),
     Route("POST", f"{BASE}/import", import_position, "positions:write", {
         "summary": "Create a position from a template TOML file", "operationId": "importPosition",
         "description": "The body is the text of a template file such as config/templates/call_center_support.toml."
                        " Errors name the field as the file spells it (snake_case).",
         "requestBody": {"required": True, "content": {media: {"schema": {"type": "string"}} for media in TOML_TYPES}},
-        "responses": {"201": json_ok(ref("Position"), "Created"), "413": ERROR_REF, "415": ERROR_REF}}),
+        "responses": {"201": json_ok(ref("Position"), "Created"), "413": ERROR_REF, "415": ERROR_REF,
+                      "422": {**ERROR_REF, "description": FILE_REFUSED}}}),
     Route("GET", f"{BASE}/{{id}}", get_position, "positions:read", {
         "summary": "Get a position (optionally an older version)", "operationId": "getPosition",
+        "description": "An archived position answers 410 unless includeArchived=true (its interviews still "
+                       "refer to it).",
         "parameters": [path_id(), {"name": "version", "in": "query",
-                                   "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000}}],
-        "responses": {"200": _POSITION, **_NOT_FOUND}}),
+                                   "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000}},
+                       _INCLUDE_ARCHIVED],
+        "responses": {"200": _POSITION, **_NOT_FOUND, "410": ERROR_REF}}),
     Route("PUT", f"{BASE}/{{id}}", update_position, "positions:write", {
         "summary": "Replace a position's template (a changed template is a new version)",
         "operationId": "updatePosition", "parameters": [path_id()], "requestBody": _TEMPLATE_BODY,
-        "responses": {"200": _POSITION, **_NOT_FOUND, "409": ERROR_REF, "413": ERROR_REF}}),
+        "description": "409: the position is archived. " + _DUPLICATE_NAMES,
+        "responses": {"200": _POSITION, **_NOT_FOUND, "409": ERROR_REF, "413": ERROR_REF, "422": ERROR_REF}}),
     Route("DELETE", f"{BASE}/{{id}}", archive_position, "positions:write", {
         "summary": "Archive a position (it is kept for its interviews)", "operationId": "archivePosition",
+        "description": "Afterwards the position is left out of lists and GET answers 410 unless "
+                       "includeArchived=true; archiving again answers 200.",
         "parameters": [path_id()], "responses": {"200": _POSITION, **_NOT_FOUND}}),
 ]

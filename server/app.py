@@ -9,17 +9,44 @@ from models.store import SessionStore
 from server import api_campaigns, api_candidates, api_interviews, api_positions, api_webhooks, openapi
 from server import admin, twilio_endpoints, web_channel
 from server import health, metrics, recording_urls
-from server import api_dnc
+from server import api_dnc, api_turns
 from server.auth import ROUTE_SCOPES, auth_middleware
-from server.errors import error_middleware
-from server.http import STORE, Route
+from server.errors import error_middleware, quiet_malformed_requests
+from server.http import STORE, Handler, Route
 from server.shutdown import OPS, Operations, wind_down
 from server.voice import VOICE, VoiceRuntime
 
 SETTINGS = web.AppKey("settings", Settings)
 API_ROUTES: list[Route] = [*api_positions.ROUTES, *api_candidates.ROUTES, *api_interviews.ROUTES,
                            *api_campaigns.ROUTES, *api_webhooks.ROUTES, *recording_urls.ROUTES,
-                           *api_dnc.ROUTES]
+                           *api_dnc.ROUTES, *api_turns.ROUTES]
+
+
+def _add_api_routes(app: web.Application, routes: list[Route]) -> dict[web.AbstractRoute, str | None]:
+    """One resource per path, in the order paths first appear, each closed by a catch-all that answers 405.
+    aiohttp tries resources in order and skips one whose methods do not match, so without the catch-all
+    `GET /candidates/import` would fall through to `GET /candidates/{id}`."""
+    by_path: dict[str, list[Route]] = {}
+    for route in routes:
+        by_path.setdefault(route.path, []).append(route)
+    scopes: dict[web.AbstractRoute, str | None] = {}
+    for path, group in by_path.items():
+        resource = app.router.add_resource(path)
+        for route in group:
+            scopes[resource.add_route(route.method, route.handler)] = route.scope
+        resource.add_route("*", _method_not_allowed(sorted(route.method for route in group)))
+    return scopes
+
+
+def _method_not_allowed(allowed: list[str]) -> Handler:
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    return refuse
+
+
+async def _no_sniff(request: web.Request, response: web.StreamResponse) -> None:
+    # Browsers must take a JSON error or a CSV as what it says it is, never sniff it into HTML.
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
 def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool = True,
@@ -30,10 +57,9 @@ def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool =
     app[SETTINGS] = settings
     app[STORE] = store
     app[VOICE] = VoiceRuntime(engines)
-    scopes = {}
-    for route in [*API_ROUTES, *openapi.ROUTES]:
-        scopes[app.router.add_route(route.method, route.path, route.handler)] = route.scope
-    app[ROUTE_SCOPES] = scopes
+    app[ROUTE_SCOPES] = _add_api_routes(app, [*API_ROUTES, *openapi.ROUTES])
+    app.on_response_prepare.append(_no_sniff)
+    quiet_malformed_requests()
     web_channel.add_routes(app)  # /join, /ws/join, /static: no API key (the join token / admin login guard them)
     admin.add_routes(app)  # /admin: the dashboard, behind the admin login
     twilio_endpoints.add_routes(app)  # /twilio/status, /twilio/stream: Twilio's signature and stream token guard them

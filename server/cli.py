@@ -11,7 +11,7 @@ from config.templates import TemplateError
 from ivr.models_catalog import KNOWN_MODELS, VOSK_MODELS_URL
 from models.store import NotFound
 from models.validation import ValidationError
-from server import cli_admin, cli_models, cli_records, cli_scoring
+from server import cli_admin, cli_models, cli_records, cli_rehearse, cli_scoring
 from server import cli_campaign
 from server.cli_output import CliError
 from server.logging_setup import configure_logging
@@ -33,6 +33,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("models", "fetch"): cli_models.models_fetch,
     ("rescore", None): cli_scoring.rescore,
     ("report", None): cli_scoring.report,
+    ("rehearse", None): cli_rehearse.rehearse,
     ("call", None): lambda args, settings: _call(args, settings),
     ("demo", None): lambda args, _settings: _demo(args),
     ("campaign", "run"): cli_campaign.campaign_run,
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--dest", metavar="DIR", help="where to unpack it (default: the models.dir setting)")
 
     cli_scoring.add_parsers(commands)
+    cli_rehearse.add_parser(commands)
     cli_campaign.add_parsers(commands)
 
     call = commands.add_parser("call", help="place one SIP interview now and show it live")
@@ -122,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the main job on embedded defaults, end to end on 127.0.0.1")
     demo.add_argument("--data-dir", default="var/demo", help="where the demo's store lives (wiped first)")
     demo.add_argument("--serve", action="store_true", help="keep the server running afterwards")
+    # Testing the demo's own verdict: crash media worker 0 (SIGSEGV) S seconds after the first answer.
+    demo.add_argument("--kill-worker-after", type=float, metavar="S", help=argparse.SUPPRESS)
     return parser
 
 

@@ -2,21 +2,28 @@
 Records are snake_case inside the program; the REST API speaks camelCase."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 from aiohttp import web
 
+from config.templates import InterviewTemplate
+
+from config.templates import TemplateError
 from models.store import SessionStore
+from models.validation import RuleViolation, ValidationError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STORE = web.AppKey("store", SessionStore)
 MAX_PAGE_SIZE = 100
+JSON_TYPE = "application/json"
+MAX_JSON_DEPTH = 32  # our deepest body (a template) nests 4 levels
 # Values under these keys belong to the client (candidate metadata): their keys are never rewritten.
-OPAQUE_KEYS = frozenset({"metadata"})
+OPAQUE_KEYS = frozenset({"metadata", "job_facts"})  # user-chosen keys: never renamed
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,10 @@ def _snake(name: str) -> str:
 
 
 def camelize(value: Any) -> Any:
-    """Records and dicts to API JSON (camelCase keys)."""
+    """Records and dicts to API JSON (camelCase keys). A record with its own JSON form (to_dict, e.g. a
+    template) is shown in that form."""
+    if isinstance(value, InterviewTemplate):
+        value = value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
@@ -81,17 +91,52 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request body as a snake_case dict; 400 for anything that is not a JSON object."""
+    """The request body as a snake_case dict; 415 for a body not sent as application/json, 400 for anything
+    that is not a JSON object."""
+    raw = await request.read()
+    if raw and request.content_type != JSON_TYPE:  # a form or text/plain POST must not pass as JSON
+        raise ApiError(415, "unsupported_media_type", f"send the body as JSON with Content-Type {JSON_TYPE}")
     try:
-        raw = await request.read()
         body = json.loads(raw.decode("utf-8")) if raw else None
         # JSON may carry lone surrogates ("\ud800") that no UTF-8 store can hold: refuse them here.
         json.dumps(body, ensure_ascii=False).encode("utf-8")
+        # Deep nesting: json (and our recursive snakeify) would exhaust the stack; refuse it here.
+        if _depth_exceeds(body, MAX_JSON_DEPTH):
+            raise ApiError(400, "invalid_json", f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+    except RecursionError:
+        raise ApiError(400, "invalid_json", f"the request body nests deeper than {MAX_JSON_DEPTH} levels") from None
     except (UnicodeDecodeError, UnicodeEncodeError, ValueError):
         raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the request body must be a JSON object")
     return snakeify(body)
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """True if containers nest deeper than `limit` (iterative: a deep value must not overflow the stack)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+FILE_REFUSED = "The file itself is unusable (not UTF-8 text, a missing or repeated column, invalid TOML, a bad value...)."
+
+
+@contextlib.contextmanager
+def file_content_rules(field: str | None) -> Iterator[None]:
+    """Inside an uploaded file (CSV, TOML) nothing is a JSON Schema's to state: what is wrong there is a
+    RuleViolation (422), named `field` unless the error names its own."""
+    try:
+        yield
+    except RuleViolation:
+        raise
+    except (ValidationError, TemplateError) as exc:
+        raise RuleViolation(exc.message, exc.field or field) from None
 
 
 def reject_unknown(body: dict[str, Any], allowed: set[str]) -> None:

@@ -72,16 +72,21 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{extras}]" if extras else line
 
 
-def configure_logging(fmt: str = "json", level: str = "info", stream: TextIO | None = None) -> None:
-    """Route all logging to one handler on `stream` (stderr by default); calling again replaces it."""
+def configure_logging(fmt: str = "json", level: str = "info", stream: TextIO | None = None,
+                      copy_to: TextIO | None = None) -> None:
+    """Route all logging to `stream` (stderr by default) and, if given, a copy to `copy_to` (a media
+    worker's own log file); calling again replaces both."""
     if fmt not in ("json", "text"):
         raise ValueError(f"unknown log format {fmt!r}; use json or text")
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.name == _HANDLER_NAME]:
         root.removeHandler(old)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.name = _HANDLER_NAME
-    handler.addFilter(RedactingFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    root.addHandler(handler)
+    for target in (stream or sys.stderr, copy_to):
+        if target is None:
+            continue
+        handler = logging.StreamHandler(target)
+        handler.name = _HANDLER_NAME
+        handler.addFilter(RedactingFilter())
+        handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+        root.addHandler(handler)
     root.setLevel(level.upper())

@@ -18,6 +18,8 @@ def build_document(routes: list[Route]) -> dict[str, Any]:
         operation.setdefault("responses", {"200": {"description": "OK"}})
         responses = operation["responses"]
         responses.setdefault("400", {"$ref": "#/components/responses/Error"})
+        if "application/json" in operation.get("requestBody", {}).get("content", {}):
+            responses.setdefault("415", {"$ref": "#/components/responses/Error"})  # server.http.read_json
         if route.scope:
             operation["security"] = [{"apiKey": [route.scope]}]
             operation.setdefault("x-scope", route.scope)

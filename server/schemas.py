@@ -4,6 +4,15 @@ from __future__ import annotations
 from typing import Any
 
 
+# Whitespace as Python's str.strip() and re's \s see it (they add \x1c-\x1f and \x85 to the usual set), so a
+# pattern means the same to the validators on our side and to the client's JSON Schema engine.
+SPACE = r"\s\x1c-\x1f\x85"
+VISIBLE = rf"[^{SPACE}]"  # "not only whitespace": a pattern with one such character
+_SEPARATOR = rf"[{SPACE}().-]*"
+# models.validation.normalize_phone: separators are dropped, a leading 00 becomes '+', then E.164.
+PHONE_PATTERN = rf"{_SEPARATOR}(?:\+|0{_SEPARATOR}0){_SEPARATOR}[1-9](?:{_SEPARATOR}\d){{6,14}}{_SEPARATOR}"
+
+
 def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 

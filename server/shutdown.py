@@ -16,6 +16,7 @@ from aiohttp import web
 from server.voice import VOICE, VoiceRuntime
 
 if TYPE_CHECKING:
+    from dialer.sip.pool import MediaWorkerPool
     from server.sip_dialer import SipDialer
 
 log = logging.getLogger("phonescreen.server")
@@ -28,8 +29,16 @@ class Operations:
     sip_dialer: "SipDialer | None" = None  # set by the background job that dials SIP interviews
     stopping: bool = False
 
+    def media_pool(self) -> "MediaWorkerPool | None":
+        """The process's media worker pool once a SIP call started it (the dialer's own, or the one it
+        shares with the campaign scheduler)."""
+        dialer = self.sip_dialer
+        if dialer is None:
+            return None
+        return dialer.pool or (dialer.shared.pool if dialer.shared is not None else None)
+
     def pool_restarts(self) -> int:
-        pool = self.sip_dialer.pool if self.sip_dialer is not None else None
+        pool = self.media_pool()
         return pool.restarts if pool is not None else 0
 
 

@@ -59,9 +59,10 @@ class SipDialer:
             if self.pool is None and self.shared is not None:
                 self.pool = await self.shared.get()
             if self.pool is None:
-                self.pool = MediaWorkerPool(self.settings, self.store, with_llm=self.with_llm,
-                                            on_state=self.on_state, on_done=self.on_done)
-                await self.pool.start()
+                pool = MediaWorkerPool(self.settings, self.store, with_llm=self.with_llm,
+                                       on_state=self.on_state, on_done=self.on_done)
+                await pool.start()  # a failure leaves no pool behind: the next loop tries again
+                self.pool = pool
             task = asyncio.create_task(self._call(interview.id, target), name=f"sip-{interview.id}")
             self.calls[interview.id] = task
 

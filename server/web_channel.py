@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,10 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 JOIN_TIMEOUT_S = 30  # for the page to send its token
 START_TIMEOUT_S = 900  # for the candidate to read the page, press Start and allow the microphone
 STATE_POLL_S = 0.1
+HEARTBEAT_S = 20.0
+# Sockets not yet started (no interview running): each costs a connection and a task, and needs no
+# credential to open, so there is a ceiling; past it the upgrade is answered 503.
+MAX_PENDING_SOCKETS = 200
 MAX_TOKEN_CHARS = 128
 # Pages use only their own scripts and styles; the worklet and the socket are same-origin.
 PAGE_HEADERS = {
@@ -84,7 +89,9 @@ def refusal_reason(interview: Interview | None, store: SessionStore) -> str | No
 async def _receive_json(ws: web.WebSocketResponse, timeout_s: float) -> dict[str, Any] | None:
     """The next text message as a JSON object; None if the page left, timed out or sent anything else."""
     try:
-        message = await ws.receive(timeout=timeout_s)
+        # An overall deadline: receive(timeout=) restarts its clock on every heartbeat pong.
+        async with asyncio.timeout(timeout_s):
+            message = await ws.receive()
     except asyncio.TimeoutError:
         return None
     if message.type != WSMsgType.TEXT:
@@ -154,9 +161,18 @@ async def _report_state(app: web.Application, interview_id: str, leg: WebLeg) ->
 
 
 async def join_socket(request: web.Request) -> web.StreamResponse:
-    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=20)
-    await ws.prepare(request)
-    interview = await _admit(request, ws)
+    pending = request.app[PENDING_SOCKETS]
+    if pending.count >= MAX_PENDING_SOCKETS:
+        log.warning("refused a /ws/join socket: %d are already waiting to start", pending.count)
+        raise web.HTTPServiceUnavailable(text="too many pending interview connections; try again shortly",
+                                         headers={"Retry-After": "5"})
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=HEARTBEAT_S)
+    pending.count += 1
+    try:
+        await ws.prepare(request)
+        interview = await _admit(request, ws)
+    finally:
+        pending.count -= 1
     if interview is None:
         return ws
     app = request.app
@@ -184,7 +200,16 @@ def _fail_if_stuck(store: SessionStore, interview_id: str) -> None:
         store.transition(interview_id, Status.FAILED, reason="the web session could not start")
 
 
+@dataclass
+class PendingSockets:
+    count: int = 0
+
+
+PENDING_SOCKETS = web.AppKey("pending_join_sockets", PendingSockets)
+
+
 def add_routes(app: web.Application) -> None:
+    app[PENDING_SOCKETS] = PendingSockets()
     app.router.add_get("/join", join_page)
     app.router.add_get("/ws/join", join_socket)
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False, append_version=False)

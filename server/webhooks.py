@@ -20,18 +20,21 @@ A 2xx answer is delivered; anything else is retried with exponential backoff unt
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
 import logging
 import random
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
 
 import aiohttp
 import yarl
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from config.settings import WebhookSettings
 from models.db import Clock
@@ -88,9 +91,39 @@ class AttemptResult:
     error: str | None
 
 
+# Name lookups of webhook hosts run on their own threads: a receiver whose name takes seconds to fail must
+# not occupy the loop's default executor, which serves static files (the candidate's /join page) and more.
+DNS_THREADS = 4
+_DNS_POOL = ThreadPoolExecutor(max_workers=DNS_THREADS, thread_name_prefix="webhook-dns")
+_AI_ADDRCONFIG = socket.AI_ADDRCONFIG
+
+
+async def resolve_host(host: str, port: int, family: int = socket.AF_UNSPEC) -> list[tuple]:
+    """getaddrinfo on the webhook lookup threads (never the default executor)."""
+    lookup = functools.partial(socket.getaddrinfo, host, port, family, socket.SOCK_STREAM, 0, _AI_ADDRCONFIG)
+    return await asyncio.get_running_loop().run_in_executor(_DNS_POOL, lookup)
+
+
+class WebhookResolver(AbstractResolver):
+    """aiohttp's connector resolves through `resolve_host`, like the private-target check."""
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+        results: list[ResolveResult] = []
+        for info_family, _, proto, _, address in await resolve_host(host, port, family):
+            if info_family == socket.AF_INET6 and (len(address) < 3 or address[3]):
+                continue  # no IPv6 in this Python, or link-local (never a public receiver)
+            results.append(ResolveResult(hostname=host, host=address[0], port=address[1], family=info_family,
+                                         proto=proto, flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV))
+        return results
+
+    async def close(self) -> None:
+        pass
+
+
 def client_session() -> aiohttp.ClientSession:
     # No cookie jar: one receiver's cookies must never be sent to another.
-    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
+                                 connector=aiohttp.TCPConnector(resolver=WebhookResolver()))
 
 
 def is_private_host(host: str) -> bool:
@@ -111,7 +144,7 @@ async def _private_target(url: str) -> str | None:
     host = parsed.host or ""
     if is_private_host(host):
         return f"{host} is not a public address"
-    infos = await asyncio.get_running_loop().getaddrinfo(host, parsed.port or 443, type=socket.SOCK_STREAM)
+    infos = await resolve_host(host, parsed.port or 443)
     for *_, sockaddr in infos:
         if is_private_host(sockaddr[0]):
             return f"{host} resolves to a non-public address"

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import AsyncIterator
 
 import numpy as np
-import pytest
+
+from requirements import require
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -22,8 +23,7 @@ BASE_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def require_chromium() -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (./run installs the apt package)")
+    require(CHROMIUM.exists(), f"Debian's chromium at {CHROMIUM}", "./run installs the apt package chromium")
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sip_harness import free_port_block
-from sipp import SCENARIOS, SIPP, _stop, _wait_until_bound, require
+from sipp import SCENARIOS, SIPP, _stop, _wait_until_bound, require_binary
 
 ANSWERS, BUSY, RINGS = "+12025551", "+12025552", "+12025553"  # number prefixes the scenario branches on
 _INVITE = re.compile(r"^INVITE sip:(\+\d+)@", re.M)
@@ -54,7 +54,7 @@ class CampaignUas:
 
 @contextlib.contextmanager
 def campaign_uas(tmp_path: Path, *, hang_up_after_ms: int = 1500) -> Iterator[CampaignUas]:
-    binary = require(SIPP, "sip-tester")
+    binary = require_binary(SIPP, "sip-tester")
     workdir = tmp_path / "campaign-uas"
     workdir.mkdir(parents=True)
     port, media_port, control_port = free_port_block(1), free_port_block(4), free_port_block(1)

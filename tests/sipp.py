@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import pytest
 
 from dialer.simulator import candidate_audio
 from ivr.g711 import ulaw_encode
+from requirements import require
 from sip_harness import free_port_block
 
 SIPP = shutil.which("sipp")
@@ -39,9 +39,9 @@ TELEPHONE_EVENT_PT = 120
 START_TIMEOUT_S = 15.0
 
 
-def require(binary: str | None, package: str) -> str:
-    if binary is None:
-        pytest.skip(f"{package} is not installed (./run installs the Debian package {package})")
+def require_binary(binary: str | None, package: str) -> str:
+    """The peer's executable; a missing one skips the test locally and fails it under CI."""
+    require(binary, f"the {package} executable", f"./run installs the Debian package {package}")
     return binary
 
 
@@ -201,7 +201,7 @@ def sipp(tmp_path: Path, scenario: str, *, name: str | None = None, files: dict[
     `files` are copied into its work directory (the scenario names them); `remote` makes it a UAC sending to
     that host:port; `pause_ms` is the length of the scenario's plain <pause/>; `variables` are -set as the
     scenario's <Global> variables; `rtp_echo` echoes the RTP it receives on its media port."""
-    binary = require(SIPP, "sip-tester")
+    binary = require_binary(SIPP, "sip-tester")
     workdir = tmp_path / (name or scenario)
     workdir.mkdir(parents=True)
     for target, source in (files or {}).items():
@@ -255,7 +255,7 @@ def baresip(tmp_path: Path, source_wav: Path, *, name: str = "baresip") -> Itera
     """baresip on 127.0.0.1 auto-answering sip:bot@, sending `source_wav` (8 kHz mono PCM16; it hangs up
     when the file ends) and recording both directions with the sndfile module. No sound card: the player
     is ALSA's null device."""
-    binary = require(BARESIP, "baresip-core")
+    binary = require_binary(BARESIP, "baresip-core")
     workdir = tmp_path / name
     (workdir / "recordings").mkdir(parents=True)
     port, rtp_ports = free_port_block(1), free_port_block(10)

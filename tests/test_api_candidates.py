@@ -205,8 +205,9 @@ async def test_csv_upload_keeps_good_rows_and_reports_bad_ones(api) -> None:
     ("name,phone\nJosé,+14155550100\n".encode("latin-1"), "not UTF-8"),
     (b"name,Phone,phone\n", "twice"),
 ])
-async def test_broken_csv_files_are_400_and_save_nothing(api, body: bytes, words: str) -> None:
-    error = await error_of(await api.post(f"{BASE}/import", data=body, headers=CSV_HEADERS), 400)
+async def test_broken_csv_files_are_422_and_save_nothing(api, body: bytes, words: str) -> None:
+    """What is wrong inside the file is no schema's to state: 422, as documented."""
+    error = await error_of(await api.post(f"{BASE}/import", data=body, headers=CSV_HEADERS), 422)
     assert error["field"] == "file" and words in error["message"], error
     assert await total(api) == 0
 

@@ -76,7 +76,7 @@ async def test_do_not_call_list(api, store: SessionStore) -> None:
     assert (result["added"], result["alreadyListed"], result["failed"]) == (1, 1, 1)
     assert result["errors"][0]["line"] == 3
     response = await api.post("/api/v1/dnc/import", data=b"name\nAna\n", headers={"Content-Type": "text/csv"})
-    assert response.status == 400 and (await response.json())["error"]["field"] == "file"
+    assert response.status == 422 and (await response.json())["error"]["field"] == "file"
     listing = await (await api.get("/api/v1/dnc")).json()
     assert listing["total"] == 2 and {e["phone"] for e in listing["items"]} == {"+14155550100", "+14155550101"}
     assert (await api.delete("/api/v1/dnc/%2B14155550101")).status == 204

@@ -208,3 +208,19 @@ def test_two_processes_never_claim_one_candidate(settings, sample_template, tmp_
     assert len(claimed) == 20 == len(set(claimed))  # the cap, and no candidate twice
     assert store.campaign_progress(campaign.id)["in_progress"] == 20
     store.close()
+
+
+def test_a_callback_request_becomes_the_next_attempt_at_that_time(cstore: SessionStore, sample_template,
+                                                                  clock) -> None:
+    campaign = make_campaign(cstore, sample_template, PHONES[:1], timezones=["America/Chicago"])
+    cstore.campaign_action(campaign.id, "start")
+    clock.advance(4 * 3600)  # 16:00 UTC = 10:00 in Chicago, inside the window
+    [claim] = cstore.claim_due_attempts(campaign.id, "dialer-a", limit=5, lease_s=30)
+    for status in (Status.DIALING, Status.IN_PROGRESS):
+        cstore.transition(claim.interview_id, status)
+    tomorrow_ten = _utc(2030, 1, 10, 16, 0)  # "call me back tomorrow at ten", Chicago time
+    assert cstore.schedule_callback(claim.interview_id, tomorrow_ten) is None  # the campaign makes the attempt
+    cstore.transition(claim.interview_id, Status.CALLBACK_SCHEDULED, reason="callback_scheduled")
+    callback = cstore.finish_attempt(claim.attempt.id, "callback_scheduled")
+    assert callback is not None and callback.attempt_no == 2 and callback.due_at == "2030-01-10T16:00:00.000000Z"
+    assert cstore.campaign_progress(campaign.id)["retry_pending"] == 1

@@ -16,7 +16,7 @@ import pytest
 from config.settings import LlmSettings
 from ivr.llm import make_chat_model
 from ivr.llm.base import ChatMessage, LlmUnavailable
-from ivr.llm.llama_cpp_llm import EmbeddedChat, bundled_model_path, load_model
+from ivr.llm.embedded import EmbeddedChat, bundled_model_path, load_model
 from ivr.llm.ollama_llm import OllamaChat
 from ollama_double import VERSION, OllamaDouble
 
@@ -133,7 +133,7 @@ def embedded() -> EmbeddedChat:
 
 def generation_stopped() -> bool:
     """The model's lock is free (no generation holds it) and the worker threads end."""
-    _, lock = load_model(bundled_model_path(), threads=1)
+    lock = load_model(bundled_model_path(), threads=1).lock
     if lock.locked():
         return False
     workers = [thread for thread in threading.enumerate() if thread.name == "llm-embedded"]

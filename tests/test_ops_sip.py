@@ -74,6 +74,12 @@ async def test_metrics_and_readiness_after_a_sip_interview_dialed_by_the_server(
             return store.get_interview(interview_id).status not in ("scheduled", "dialing", "ringing", "in_progress")
         await until(ended)
     assert store.get_interview(interview_id).status in (Status.COMPLETED, Status.REPORT_READY)
+    # The worker reports the call's end over its pipe once the SIP dialog is over, a moment after the
+    # store shows the final status.
+    async def reported() -> bool:
+        text = await (await client.get("/metrics", headers={"Authorization": ""})).text()
+        return ("phonescreen_dialer_attempts_total", (("channel", "sip"), ("outcome", "completed"))) in samples(text)
+    await until(reported, timeout_s=30)
     response = await client.get("/metrics", headers={"Authorization": ""})  # no API key needed
     assert response.status == 200 and response.content_type == "text/plain"
     values = samples(await response.text())
@@ -178,7 +184,7 @@ async def test_sigterm_ends_two_sip_interviews_politely_and_exits_0(settings, st
         assert interview.status == Status.PARTIAL, interview
         turns = store.turns(interview_id)
         assert any(t.role == "candidate" and "agree" in t.text.lower() for t in turns)
-        assert POLITE_END[0] in [t for t in turns if t.role == "agent"][-1].text
+        assert POLITE_END[0] in [t for t in turns if t.role == "agent"][-1].text, [(t.role, t.text, t.interrupted) for t in turns]
         assert Path(interview.recording_path).is_file()
     # JSON logs: calls carry the interview and SIP Call-ID; phone numbers never appear in full.
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]

@@ -1,11 +1,12 @@
 """Scoring hand-written call-center transcripts (tests/data/transcripts) stored through the real store and
-graded by the feature grader: the acceptance criteria of the scoring issue, masking and the language read.
-The helpers here are shared by the other test_scoring_* modules."""
+graded by the default per-answer evaluator grader: the acceptance criteria of the scoring issue, masking
+and the language read. The helpers here are shared by the other test_scoring_* modules."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,8 @@ def test_near_silent_is_low_confidence_with_no_number(scored) -> None:
     assert card.status == "low_confidence" and card.overall is None
     reasons = card.data["low_confidence_reasons"]
     assert any("words" in r for r in reasons) and any("factors answered" in r for r in reasons)
-    assert card.data["coverage"]["factors_answered"] == 0
+    # "I don't know." is a response (judged as a weak answer), "Okay." / "Um." / "Maybe." are not.
+    assert card.data["coverage"]["factors_answered"] == 1
     assert card.data["language"]["cefr"] is None and "too little speech" in card.data["language"]["cefr_note"]
 
 
@@ -164,16 +166,17 @@ def test_overall_is_the_weighted_mean_and_data_matches_the_api_schema(scored) ->
     for _, scorecard in scored.values():
         errors = [str(e) for e in DATA_VALIDATOR.iter_errors(camelize(scorecard.data))]
         assert errors == []
-    assert card.data["grader"] == {"name": "feature", "model": "rubric-features-1", "requested": "auto",
-                                   "temperature": 0.0, "seed": 42}
+    grader = card.data["grader"]
+    assert grader["name"] == "evaluator" and grader["model"].startswith("answer-evaluator-2/tune-")
+    assert (grader["requested"], grader["temperature"], grader["seed"]) == ("auto", 0.0, 42)
 
 
-def test_reasoning_names_its_features_and_feedback_has_two_paragraphs(scored) -> None:
+def test_reasoning_names_what_drove_each_answer_and_feedback_has_two_paragraphs(scored) -> None:
     strong, weak = scored["strong"][1], scored["weak"][1]
     for factor in strong.data["factors"]:
-        for part in ("relevance", "concreteness", "structure", "length"):
-            assert part in factor["reasoning"]
-    assert "concrete detail" in strong.data["factors"][1]["reasoning"]
+        assert re.match(r"\d+/100 from \d+ evaluated answers?\. Turn \d+: \d+/100: it ", factor["reasoning"])
+    assert "says enough to show the approach" in strong.data["factors"][0]["reasoning"]
+    assert "says very little" in weak.data["factors"][2]["reasoning"]
     assert "strongest on" in strong.data["ai_feedback"]["strengths"]
     weak_names = sorted(weak.data["factors"], key=lambda f: f["score"])[0]["name"].lower()
     assert weak_names in weak.data["ai_feedback"]["probe"]
@@ -191,7 +194,7 @@ def test_a_scheduled_interview_cannot_be_scored(store, sample_template, settings
 
 # -- what the grader is given ----------------------------------------------------------------------
 class RecordingGrader:
-    """The feature grader, keeping what it was given so the test can read it."""
+    """The keyword feature grader, keeping what it was given so the test can read it."""
     name = "feature"
 
     def __init__(self) -> None:
@@ -227,12 +230,70 @@ def test_answers_are_attached_to_the_factor_whose_question_they_answer(store, sa
 
 
 def test_low_confidence_thresholds_come_from_settings(store, sample_template, settings) -> None:
-    iid = store_transcript(store, sample_template, "weak")
+    iid = store_transcript(store, sample_template, "dropped")
     strict = dataclasses.replace(settings, scoring=dataclasses.replace(settings.scoring, min_candidate_words=500))
     card = score_interview(store, iid, strict)
     assert card.status == "low_confidence" and card.overall is None
-    assert card.data["low_confidence_reasons"] == ["only 106 words in the candidate's answers (500 needed)"]
-    assert all(f["score"] is not None for f in card.data["factors"])  # the evidence is still shown
+    assert card.data["low_confidence_reasons"] == ["only 104 words in the candidate's answers (500 needed)"]
+    assert [f["score"] is not None for f in card.data["factors"]] == [True, True, False, False]  # evidence shown
+
+
+def test_few_words_to_every_factor_is_a_low_score_not_low_confidence(store, sample_template, settings) -> None:
+    # The weak transcript has 106 words: under a 500-word bar, but every factor was answered, so the
+    # answers can be judged (poorly) and the card gets a number.
+    iid = store_transcript(store, sample_template, "weak")
+    strict = dataclasses.replace(settings, scoring=dataclasses.replace(settings.scoring, min_candidate_words=500))
+    card = score_interview(store, iid, strict)
+    assert card.status == "scored" and card.overall < 40 and card.data["low_confidence_reasons"] == []
+
+
+def store_answers(store: SessionStore, template: InterviewTemplate, replies: list[str]) -> str:
+    """A completed interview: every question of the template asked in order, answered by the next reply."""
+    position_id = store.create_position(template).id
+    candidate_id = store.upsert_candidate({"name": "Sam Lee", "phone": "+14155550101"})[0].id
+    interview, _ = store.create_interview(candidate_id=candidate_id, position_id=position_id, channel="web",
+                                          expires_at=default_expiry())
+    store.transition(interview.id, "in_progress")
+    answers, clock = iter(replies), 0
+    for factor in template.factors:
+        for question in factor.questions:
+            for role, text in (("agent", question), ("candidate", next(answers))):
+                store.add_turn(interview.id, role=role, text=text, start_ms=clock, end_ms=clock + 2000)
+                clock += 2500
+    store.transition(interview.id, "completed")
+    return interview.id
+
+
+def test_i_dont_know_to_every_question_gets_a_low_overall(store, sample_template, settings) -> None:
+    iid = store_answers(store, sample_template, ["I don't know.", "No.", "Not really.", "I'm not sure.",
+                                                 "No idea, sorry.", "Nope.", "I don't know.", "Not really, no.",
+                                                 "I'm not sure."])
+    card = score_interview(store, iid, settings)
+    assert card.status == "scored" and card.overall is not None and card.overall <= 15
+    assert card.data["coverage"]["factors_answered"] == 4
+    assert all(f["score"] is not None and f["score"] <= 15 for f in card.data["factors"])
+    # Every answer's evaluation is kept with the scorecard: what each factor's score was built from.
+    evaluations = card.data["answer_evaluations"]
+    assert {e["factor"] for e in evaluations} == {f.name for f in sample_template.factors}  # "No." is no answer
+    assert all(e["score"] is None or e["score"] <= 15 for e in evaluations)
+
+
+def test_integrity_signals_are_advisory_and_timestamped(store, sample_template, settings) -> None:
+    story = ("At my last job a customer was charged twice for one order, and I went through the statement with "
+             "her line by line, found the duplicate and refunded it the same day, then I emailed her the receipt.")
+    read_back = ("I would ask clarifying questions first, check the facts, lay out options in a logical order, "
+                 "set expectations with the customer, and name clear reasons to escalate.")
+    iid = store_answers(store, sample_template, [story, story, "I stay calm and let them vent first, then I say "
+                                                 "I understand and fix it.", "I let them finish before I talk.",
+                                                 read_back, "I ask what happened.", "When I can't fix it.",
+                                                 "Any shift, evenings and weekends too.", "I set two alarms."])
+    card = score_interview(store, iid, settings)
+    kinds = {(s["kind"], s["turn"]) for s in card.data["integrity"]}
+    turns = {e["turn"]: e for e in card.data["answer_evaluations"]}
+    read_back_turn = next(t for t, e in turns.items() if "rubric_read_back" in e["flags"])
+    assert ("rubric_read_back", read_back_turn) in kinds
+    assert all(s["at_ms"] == turns[s["turn"]]["start_ms"] for s in card.data["integrity"])
+    assert [e for e in DATA_VALIDATOR.iter_errors(camelize(card.data))] == []
 
 
 # -- the language read -----------------------------------------------------------------------------
@@ -300,3 +361,15 @@ def test_mask_free_fragments_are_verbatim_text_of_the_original() -> None:
     masked = mask_sensitive(original).text
     fragment = unmasked_fragment(masked, original)
     assert fragment and fragment in original and "mother" not in fragment and MASK not in fragment
+
+
+def test_the_cefr_estimate_does_not_depend_on_punctuation(store, sample_template, settings) -> None:
+    # Speech-to-text punctuates as it pleases: the same words, unpunctuated and lower-case, read the same.
+    iid = store_transcript(store, sample_template, "strong")
+    turns = store.turns(iid)
+    bare = [dataclasses.replace(t, text=re.sub(r"[.,;:!?]", "", t.text).lower()) if t.role == "candidate" else t
+            for t in turns]
+    read = grade_transcript(sample_template, turns, dropped=False, grader=FeatureGrader(), settings=settings)
+    read_bare = grade_transcript(sample_template, bare, dropped=False, grader=FeatureGrader(), settings=settings)
+    keys = ("cefr", "cefr_basis", "speaking_rate_wpm", "lexical_diversity")
+    assert [read.data["language"][k] for k in keys] == [read_bare.data["language"][k] for k in keys]

@@ -1,6 +1,6 @@
 """The LLM grader against the Ollama protocol double on 127.0.0.1: strict JSON replies, one re-ask, the
-fallback to the feature grader, quote checking, determinism options, and that no masked span is ever in
-a prompt."""
+fallback to the per-answer evaluator, the evaluator's findings in the prompt, quote checking, determinism
+options, and that no masked span is ever in a prompt."""
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +18,7 @@ from ivr.llm.ollama_llm import OllamaChat
 from models.store import SessionStore
 from ollama_double import OllamaDouble
 from scoring import make_grader, score_interview
+from scoring.evaluator_grader import EvaluatorGrader
 from scoring.feature_grader import FeatureGrader
 from scoring.llm_grader import BadReply, LlmGrader, parse_reply
 from test_scoring import assert_citations_are_real, store_transcript
@@ -105,7 +106,9 @@ async def test_valid_json_grades_every_answered_factor(served, store, sample_tem
     assert len(double.requests) == 4  # one chat per factor, no re-ask
     for factor in card.data["factors"]:
         assert factor["source"] == "llm" and factor["score"] == 50 + len(factor["name"])
-        assert factor["reasoning"] == f"Graded {factor['name']} on the answers."
+        # The model's reasoning, then how it compares with the per-answer evaluator (shown, not hidden).
+        assert factor["reasoning"].startswith(f"Graded {factor['name']} on the answers. The per-answer evaluator "
+                                              "scored it ")
         [citation] = factor["citations"]
         assert citation["quote"] != citation["quote"].upper()  # the stored text's own casing, not the model's
     assert_citations_are_real(store, iid, card.data)
@@ -143,12 +146,24 @@ async def test_invalid_json_is_asked_again_once_then_falls_back(served, store, s
     retry = double.requests[1]["messages"]
     assert [m["role"] for m in retry] == ["system", "user", "assistant", "user"]
     assert "not valid JSON" in retry[3]["content"]
-    assert card.data["grader"]["name"] == "feature" and card.data["grader"]["model"] == "rubric-features-1"
-    assert all(f["source"] == "feature" for f in card.data["factors"])
+    assert card.data["grader"]["name"] == "evaluator" and card.data["grader"]["model"].startswith("answer-evaluator")
+    assert all(f["source"] == "evaluator" for f in card.data["factors"])
     assert sum("invalid twice" in note for note in card.data["notes"]) == 4
-    # The fallback is the feature grader's own result.
-    feature_card = score_interview(store, iid, dataclasses.replace(settings, scoring=ScoringSettings(grader="feature")))
-    assert [f["score"] for f in card.data["factors"]] == [f["score"] for f in feature_card.data["factors"]]
+    # The fallback is the evaluator grader's own result.
+    own = score_interview(store, iid, dataclasses.replace(settings, scoring=ScoringSettings(grader="evaluator")))
+    assert [f["score"] for f in card.data["factors"]] == [f["score"] for f in own.data["factors"]]
+
+
+async def test_the_prompt_carries_the_evaluator_findings_and_disagreement_is_shown(
+        served, store, sample_template, settings) -> None:
+    double = await served(lambda body, i: json.dumps({"score": 5, "reasoning": "The model thinks it is very weak.",
+                                                      "citations": []}))
+    iid = store_transcript(store, sample_template, "strong")
+    card = await score(store, iid, settings_for(settings, double))
+    prompt = double.requests[0]["messages"][1]["content"]
+    assert "per-answer evaluator found" in prompt and re.search(r"- turn \d+ \(answering .+\): score \d+", prompt)
+    for factor in card.data["factors"]:
+        assert factor["score"] == 5 and "worth a human look" in factor["reasoning"]
 
 
 async def test_an_invalid_reply_then_a_valid_one_is_used(served, store, sample_template, settings) -> None:
@@ -182,24 +197,26 @@ async def test_quotes_not_in_the_cited_turn_are_dropped(served, store, sample_te
     assert_citations_are_real(store, iid, card.data)
 
 
-async def test_an_unreachable_model_falls_back_to_the_feature_grader(store, sample_template, settings) -> None:
+async def test_an_unreachable_model_falls_back_to_the_evaluator(store, sample_template, settings) -> None:
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     iid = store_transcript(store, sample_template, "strong")
     card = await score(store, iid, settings_for(settings, None, host=f"http://127.0.0.1:{port}", timeout_s=2))
-    assert card.status == "scored" and card.data["grader"]["name"] == "feature"
-    assert all(f["source"] == "feature" and f["score"] is not None for f in card.data["factors"])
+    assert card.status == "scored" and card.data["grader"]["name"] == "evaluator"
+    assert all(f["source"] == "evaluator" and f["score"] is not None for f in card.data["factors"])
     assert any("unavailable" in note and f"127.0.0.1:{port}" in note for note in card.data["notes"])
 
 
 def test_auto_takes_the_llm_grader_only_with_ollama(settings) -> None:
-    assert isinstance(make_grader(settings)[0], FeatureGrader)  # embedded backend: not a capable grader
+    assert isinstance(make_grader(settings)[0], EvaluatorGrader)  # embedded backend: not a capable grader
     ollama = settings_for(settings, None, host="http://127.0.0.1:9")
     grader, notes = make_grader(ollama)
     assert isinstance(grader, LlmGrader) and isinstance(grader.chat, OllamaChat) and notes == []
     forced = dataclasses.replace(ollama, scoring=ScoringSettings(grader="feature"))
-    assert isinstance(make_grader(forced)[0], FeatureGrader)
+    assert isinstance(make_grader(forced)[0], FeatureGrader)  # the keyword grader stays selectable
+    forced = dataclasses.replace(ollama, scoring=ScoringSettings(grader="evaluator"))
+    assert isinstance(make_grader(forced)[0], EvaluatorGrader)
 
 
 @pytest.mark.parametrize(("text", "error"), [

@@ -10,19 +10,14 @@ import numpy as np
 
 from config.settings import VoiceSettings
 from config.templates import InterviewTemplate
-from dialer.simulator import CandidateScript, SimulatedCandidate, connected_interview, run_call
+from dialer.simulator import SAMPLE_SCRIPTS, CandidateScript, SimulatedCandidate, connected_interview, run_call
 from ivr.engines import VoiceEngines
 from ivr.session import ClearPlayback, InterviewSession
 from models.store import SessionStore
 from voice import word_error_rate
 
 CONSENT = "Yes, that's fine."
-CONCRETE = (
-    "I always speak slowly and I repeat the customer's question back to make sure I understood it.",
-    "Last March a customer called about a double charge, so I apologized and refunded forty dollars on the call.",
-    "I restarted the router with the customer step by step, and then I wrote down the fix for my team.",
-    "I can work evenings and weekends, and I have not missed a single shift in two years.",
-)
+CONCRETE = SAMPLE_SCRIPTS[0].answers[1:]  # strong answers, one per factor: no follow-ups
 
 
 def start_session(store: SessionStore, template: InterviewTemplate, engines: VoiceEngines, tmp_path: Path,
@@ -97,15 +92,16 @@ async def test_barge_in_stops_playback_and_keeps_only_what_was_heard(store, samp
     assert np.sqrt(np.mean(after ** 2)) < 50  # the AI's channel went quiet at once
 
 
-async def test_silence_gets_a_reprompt_then_goodbye(store, sample_template, engines, tmp_path) -> None:
-    session = start_session(store, sample_template, engines, tmp_path)
+async def test_silence_is_reprompted_until_the_inactivity_timeout(store, sample_template, engines,
+                                                                 tmp_path) -> None:
+    # 8 s re-prompts, 30 s of total silence allowed: a candidate thinking is re-prompted, not cut off early.
+    template = dataclasses.replace(sample_template, silence_reprompt_s=8, inactivity_timeout_s=30)
+    session = start_session(store, template, engines, tmp_path)
     status = await run_call(session, SimulatedCandidate(CandidateScript("silent", (CONSENT,), silent_from=1)))
-    assert status == "completed"
-    kinds = [r for r in session.interviewer.asked]
+    assert status == "no_response" and session.interviewer.end_reason == "no_response"
     agent = [t.text for t in store.turns(session.interview_id) if t.role == "agent"]
-    assert len(agent) >= 4  # greeting+consent, first question, re-prompt, goodbye
-    assert session.media_ms >= 2 * sample_template.silence_reprompt_s * 1000
-    assert kinds and session.interviewer.finished
+    assert len(agent) >= 5  # greeting+consent, first question, three re-prompts, goodbye
+    assert session.media_ms >= template.inactivity_timeout_s * 1000
 
 
 async def test_hang_up_mid_interview_is_partial_and_keeps_the_transcript(store, sample_template, engines,
@@ -119,13 +115,14 @@ async def test_hang_up_mid_interview_is_partial_and_keeps_the_transcript(store, 
 
 
 async def test_backchannel_does_not_interrupt(store, sample_template, engines, tmp_path) -> None:
-    session = start_session(store, sample_template, engines, tmp_path)
+    template = dataclasses.replace(sample_template, inactivity_timeout_s=20)  # the call ends soon after
+    session = start_session(store, template, engines, tmp_path)
     script = CandidateScript("nods along", (CONSENT,), silent_from=1, backchannel_after_ms=1500)
     candidate = SimulatedCandidate(script)
     await run_call(session, candidate)
     turns = store.turns(session.interview_id)
     assert candidate._backchannel_done  # it did say "Mm-hmm." over the AI
-    assert not any(t.interrupted for t in turns)  # playback paused at most, then went on
+    assert not any(t.interrupted for t in turns), [(t.text, t.interrupted) for t in turns]  # paused, then went on
     assert turns[0].role == "agent" and turns[0].text == " ".join(session.interviewer.opening().say)
     assert not any("mm" in t.text.lower() for t in turns if t.role == "candidate")
 
@@ -135,6 +132,6 @@ async def test_inactivity_ends_the_interview_and_keeps_the_transcript(store, sam
     template = dataclasses.replace(sample_template, silence_reprompt_s=60, inactivity_timeout_s=12)
     session = start_session(store, template, engines, tmp_path)
     status = await run_call(session, SimulatedCandidate(CandidateScript("leaves", (CONSENT,), silent_from=1)))
-    assert status == "completed"
-    assert session.interviewer.end_reason == "inactivity"
+    assert status == "no_response"
+    assert session.interviewer.end_reason == "no_response"
     assert [t.role for t in store.turns(session.interview_id)].count("candidate") == 1

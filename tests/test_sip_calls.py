@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+
+import pytest
 
 from dialer.sip.pool import MediaWorkerPool
+from dialer.sip.worker import worker_log_path
 from models.lifecycle import Status
 from sip_harness import SHORT_ANSWERS, new_interview, short_template, sim_phone, sip_settings
 from voice import transcribe_wav, word_error_rate
@@ -89,7 +93,8 @@ async def test_four_calls_in_one_worker_and_eight_across_two(settings, store, tm
         assert word_error_rate(" ".join(SHORT_ANSWERS), candidate_text(store, iid)) <= 0.25
 
 
-async def test_a_worker_crash_ends_only_its_own_calls(settings, store, tmp_path) -> None:
+async def test_a_worker_crash_ends_only_its_own_calls(settings, store, tmp_path, caplog) -> None:
+    caplog.set_level("ERROR", logger="phonescreen.sip")
     settings = sip_settings(settings, workers=2)
     template = short_template()
     script = {"name": "long", "answers": list(SHORT_ANSWERS)}
@@ -110,8 +115,26 @@ async def test_a_worker_crash_ends_only_its_own_calls(settings, store, tmp_path)
     [survivor_id] = [iid for iid in ids if iid != doomed_id]
     assert results[doomed_id].status == Status.PARTIAL
     assert store.get_interview(doomed_id).outcome_code == "worker_lost"
+    # The pool says why: the signal, the calls the worker had, and where its log is.
+    [death] = pool.deaths
+    assert death.cause == "killed by SIGKILL" and death.calls == {doomed_id: Status.PARTIAL}
+    assert f"killed by SIGKILL; it had 1 call ({doomed_id} ended partial); its log: {death.log_path}" in str(death)
+    assert death.log_path == worker_log_path(settings, 0) and "media worker 0" in death.log_path.read_text()
+    assert any(str(death) in record.getMessage() for record in caplog.records)
     assert any(t.role == "candidate" for t in store.turns(doomed_id))  # the turns so far are kept
     assert results[survivor_id].status == Status.COMPLETED
+
+
+async def test_a_worker_that_cannot_listen_fails_the_start_naming_the_setting(settings, store) -> None:
+    settings = sip_settings(settings)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind((settings.sip.bind_address, settings.sip.port))  # as another phonescreen would
+        pool = MediaWorkerPool(settings, store, with_llm=False)
+        with pytest.raises(RuntimeError) as failure:
+            await pool.start()
+    assert f"cannot use SIP 127.0.0.1:{settings.sip.port}: Address already in use" in str(failure.value)
+    assert "set sip.port" in str(failure.value)
+    assert pool.workers == [] and pool.restarts == 0  # stopped, not restarted over and over
 
 
 async def _until(condition, timeout_s: float = 120.0) -> None:

@@ -19,6 +19,7 @@ from ivr.stt import make_stt
 from ivr.stt.base import Transcript
 from ivr.stt.vosk_stt import VoskStt
 from ivr.stt.whisper_stt import WhisperStt
+from requirements import require
 from voice import candidate_audio, frames_of, silence_frames, word_error_rate
 
 PHONE_RATE = 8000
@@ -138,7 +139,8 @@ def test_whisper_missing_model_folder_is_named(tmp_path: Path) -> None:
 
 def espeak_korean(text: str, folder: Path) -> np.ndarray:
     """Korean speech as a caller's phone delivers it: espeak-ng voice, 8 kHz, G.711 mu-law."""
-    assert shutil.which("espeak-ng"), "the Korean STT test needs the espeak-ng apt package"
+    require(shutil.which("espeak-ng"), "the espeak-ng executable (Korean speech for the Vosk test)",
+            "./run installs the apt package espeak-ng")
     wav_path = folder / f"{abs(hash(text))}.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "-w", str(wav_path), text], check=True, capture_output=True)
     with wave.open(str(wav_path)) as wav:

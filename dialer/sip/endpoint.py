@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from typing import Iterator
@@ -93,6 +94,23 @@ def account_config(plan: EndpointPlan, sip: SipSettings | None = None, user: str
     media.portRange = plan.rtp_port_range
     cfg.mediaConfig.lockCodecEnabled = False
     return cfg
+
+
+def udp_port_free(address: str, port: int) -> bool:
+    """Whether a SIP endpoint could bind `address:port` now (pjsua listens on UDP only)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_udp_port(address: str) -> int:
+    """A UDP port the system has free on `address` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]
 
 
 async def poll_forever(ep: pj.Endpoint, interval_s: float = 0.005) -> None:

@@ -2,7 +2,8 @@
 through. Each worker holds at most `sip.calls_per_worker` calls; a dial waits for a free slot. The pool
 claims an interview by moving it to `dialing` before a worker sees it, so no interview is dialed twice.
 A worker that dies takes only its own calls with it: the pool ends them in the store (partial when the
-interview had started, failed before that) and starts a replacement on the same ports.
+interview had started, failed before that), logs why (signal or exit code, its calls, its log file; kept in
+`deaths`) and starts a replacement on the same ports. A worker that cannot start fails `start()` instead.
 """
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import signal
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Callable
 
 from config.settings import Settings
-from dialer.sip.worker import worker_main
+from dialer.sip.worker import worker_log_path, worker_main
 from models.lifecycle import IllegalTransition, Status
 from models.store import SessionStore
 
@@ -40,6 +43,40 @@ class _Worker:
     calls: dict[str, asyncio.Future] = field(default_factory=dict)  # interview id -> its CallResult
 
 
+@dataclass(frozen=True)
+class WorkerDeath:
+    """Why a media worker went away and what it took with it: one line for the log and the demo."""
+    index: int
+    pid: int | None
+    cause: str  # "killed by SIGSEGV", "exited with code 1"
+    calls: dict[str, str]  # interview id -> the status the pool ended it in
+    log_path: Path
+
+    def __str__(self) -> str:
+        calls = ", ".join(f"{iid} ended {status}" for iid, status in self.calls.items())
+        held = f"{len(self.calls)} call{'s' if len(self.calls) > 1 else ''} ({calls})" if calls else "no calls"
+        return f"media worker {self.index} (pid {self.pid}) {self.cause}; it had {held}; {log_note(self.log_path)}"
+
+
+def log_note(path: Path) -> str:
+    """Where to read about a dead worker: its log file, unless it died before opening it (an import error)."""
+    if path.exists():
+        return f"its log: {path}"
+    return f"its log: stderr only (it died before opening {path})"
+
+
+def exit_cause(exitcode: int | None) -> str:
+    """A process's end in words: multiprocessing gives -N for a signal N."""
+    if exitcode is None:
+        return "closed its pipe (still exiting)"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
 StateListener = Callable[[str, str], None]  # (interview id, status) as calls progress
 # (the result, the session's reply timings as dicts: [] when the call was not answered or its worker died)
 DoneListener = Callable[[CallResult, list[dict]], None]
@@ -53,7 +90,9 @@ class MediaWorkerPool:
         self.capacity_per_worker = settings.sip.calls_per_worker
         self.workers: list[_Worker] = []
         self.restarts = 0
+        self.deaths: list[WorkerDeath] = []  # every worker that died after the pool started, in order
         self._free = asyncio.Condition()
+        self._started = False  # until start() succeeds, a dead worker fails it instead of being replaced
         self._closing = False
         self._context = multiprocessing.get_context("spawn")  # pjsip threads and fork() do not mix
 
@@ -66,8 +105,15 @@ class MediaWorkerPool:
         return sum(len(worker.calls) for worker in self.workers)
 
     async def start(self) -> None:
+        """Start the workers and wait until each is ready; raises (RuntimeError naming the cause, or
+        TimeoutError) if one cannot start, after stopping the others."""
         self.workers = [self._spawn(index) for index in range(self.settings.sip.workers)]
-        await asyncio.wait_for(asyncio.gather(*(w.ready for w in self.workers)), WORKER_START_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(w.ready for w in self.workers)), WORKER_START_TIMEOUT_S)
+        except BaseException:
+            await self.close()  # workers that did start must not outlive the failure
+            raise
+        self._started = True
 
     async def __aenter__(self) -> "MediaWorkerPool":
         await self.start()
@@ -141,6 +187,8 @@ class MediaWorkerPool:
         if op == "ready" and not worker.ready.done():
             worker.ready.set_result(True)
             asyncio.create_task(self._wake())
+        elif op == "failed" and not worker.ready.done():  # it could not start (e.g. its SIP port is taken)
+            worker.ready.set_exception(RuntimeError(message["reason"]))
         elif op == "state":
             self._notify(message["interview_id"], message["status"])
         elif op == "done":
@@ -162,21 +210,23 @@ class MediaWorkerPool:
         loop.remove_reader(worker.conn.fileno())
         worker.conn.close()
         worker.process.join(timeout=1)
-        if not self._closing:
-            log.error("media worker %d died (exit code %s); ending its %d calls", worker.index,
-                      worker.process.exitcode, len(worker.calls))
+        ended: dict[str, str] = {}
         for interview_id, done in worker.calls.items():
-            status = self._end_lost_call(interview_id)
+            ended[interview_id] = status = self._end_lost_call(interview_id)
             if not done.done():
                 done.set_result(CallResult(interview_id, status, None))
             self._notify(interview_id, status)
             self._done(CallResult(interview_id, status, None), [])
         worker.calls.clear()
+        cause, log_path = exit_cause(worker.process.exitcode), worker_log_path(self.settings, worker.index)
         if not worker.ready.done():
-            worker.ready.set_exception(RuntimeError(f"media worker {worker.index} exited while starting "
-                                                    f"(exit code {worker.process.exitcode}); see its log"))
-        if self._closing or worker not in self.workers:
+            worker.ready.set_exception(RuntimeError(f"media worker {worker.index} {cause} while starting; "
+                                                    f"{log_note(log_path)}"))
+        if self._closing or worker not in self.workers or not self._started:
             return
+        death = WorkerDeath(worker.index, worker.process.pid, cause, ended, log_path)
+        self.deaths.append(death)
+        log.error("%s; starting a new one", death)
         self.restarts += 1
         self.workers[self.workers.index(worker)] = self._spawn(worker.index)
 

@@ -28,11 +28,7 @@ class SharedPool:
             if self.pool is None:
                 pool = MediaWorkerPool(self.settings, self.store, with_llm=self.with_llm, on_state=self.on_state,
                                        on_done=self.on_done)
-                try:
-                    await pool.start()
-                except BaseException:
-                    await pool.close()  # workers that did start must not outlive the failure
-                    raise
+                await pool.start()  # a failed start stops the workers that did start
                 self.pool = pool
             return self.pool
 

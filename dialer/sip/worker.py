@@ -7,16 +7,23 @@ call says a short goodbye and hangs up: partial) and {"op": "stop"} over a pipe 
 TurnTiming per reply, as dicts, for the server's metrics). The pool
 has already moved the interview to `dialing` (its claim); the worker writes every later status itself.
 If the worker dies, the pool ends its calls in the store (partial or failed) and starts a new one.
+Besides stderr, each worker logs to <store dir>/logs/media-worker-N.log, where a crash in native code
+(llama.cpp, pjsip, onnxruntime) also leaves every thread's Python stack (faulthandler).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import errno
+import faulthandler
 import gc
 import logging
+import os
 import signal
+import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import pjsua2 as pj
 
@@ -33,14 +40,31 @@ from models.store import SessionStore
 
 log = logging.getLogger("phonescreen.sip")
 DISCONNECT_WAIT_S = 5.0
+PJ_EADDRINUSE = 120000 + errno.EADDRINUSE  # pjlib reports OS errors as 120000 + errno
+
+
+def worker_log_path(settings: Settings, index: int) -> Path:
+    """Where media worker `index` writes its log: next to the store, so each deployment (and each test or
+    demo run) keeps its own."""
+    return Path(settings.store.path).resolve().parent / "logs" / f"media-worker-{index}.log"
 
 
 def worker_main(conn: Connection, settings: Settings, index: int, with_llm: bool) -> None:
     """Entry point of the worker process (multiprocessing spawn)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it stops us over the pipe
     from server.logging_setup import configure_logging
-    configure_logging(settings.log.format, settings.log.level)
-    asyncio.run(MediaWorker(conn, settings, index, with_llm).run())
+    path = worker_log_path(settings, index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = open(path, "a", buffering=1, encoding="utf-8")  # line-buffered: a crash loses nothing logged
+    log_file.write(f"--- media worker {index} (pid {os.getpid()}) starting at "
+                   f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+    faulthandler.enable(log_file, all_threads=True)  # SIGSEGV, SIGABRT ...: the Python stacks at the crash
+    configure_logging(settings.log.format, settings.log.level, copy_to=log_file)
+    try:
+        asyncio.run(MediaWorker(conn, settings, index, with_llm).run())
+    except Exception:
+        log.exception("media worker %d failed", index)
+        raise
 
 
 class MediaWorker:
@@ -56,9 +80,17 @@ class MediaWorker:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         plan = EndpointPlan.for_worker(self.sip, self.index)
-        self.endpoint = start_endpoint(plan, self.sip.codecs)
-        self.account = pj.Account()
-        self.account.create(account_config(plan, self.sip))
+        try:
+            self.endpoint = start_endpoint(plan, self.sip.codecs)
+            self.account = pj.Account()
+            self.account.create(account_config(plan, self.sip))
+        except pj.Error as exc:  # the pool's start() fails with this reason
+            hint = " (another process holds it: set sip.port, e.g. PHONESCREEN_SIP_PORT)" \
+                if exc.status == PJ_EADDRINUSE else ""
+            reason = f"media worker {self.index} cannot use SIP {plan.address}:{plan.sip_port}: {exc.reason}{hint}"
+            log.error("%s", reason)
+            self._tell({"op": "failed", "reason": reason})
+            raise SystemExit(1) from None
         poller = asyncio.create_task(poll_forever(self.endpoint))
         try:
             self.engines = await loop.run_in_executor(None, lambda: load_engines(self.settings, "en",

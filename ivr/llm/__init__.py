@@ -5,12 +5,15 @@ from config.settings import LlmSettings
 from ivr.llm.base import ChatModel
 
 
-def make_chat_model(settings: LlmSettings) -> ChatModel:
-    """The backend `settings.backend` names. The embedded model loads here (once per process)."""
+def make_chat_model(settings: LlmSettings) -> ChatModel | None:
+    """The backend `settings.backend` names (None for "none": the template's own wording, nothing
+    loaded). The embedded model loads here (once per process)."""
+    if settings.backend == "none":
+        return None
     if settings.backend == "ollama":
         from ivr.llm.ollama_llm import OllamaChat  # imported on demand: each backend pulls in its own library
         return OllamaChat(settings)
     if settings.backend == "embedded":
-        from ivr.llm.llama_cpp_llm import EmbeddedChat
+        from ivr.llm.embedded import EmbeddedChat
         return EmbeddedChat(settings)
-    raise ValueError(f"unknown llm.backend {settings.backend!r}; expected embedded or ollama")
+    raise ValueError(f"unknown llm.backend {settings.backend!r}; expected embedded, ollama or none")
