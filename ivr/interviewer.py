@@ -67,6 +67,7 @@ class HeardTurn:
 
 
 _ECHO_RUN = 5  # words in a row, as we said them
+MAX_TIME_OFFERS = 3  # callback times said back without a yes: then a recruiter finds the time
 MAX_ECHOES = 3  # turns in a row that are only our own voice coming back: the call ends
 _WORDS = re.compile(r"[a-z0-9']+")
 
@@ -161,6 +162,7 @@ class Interviewer:
         self._last_said = ""  # the interviewer's last words, to tell an echo of them from the candidate
         self._echoes = 0  # echoes of our own words in a row
         self._unclear_times = 0  # callback answers with no time in them
+        self._time_offers = 0  # callback times offered back that were not confirmed
         self._state = InterviewState.GREETING
         self._asked: list[AskedQuestion] = []
         self._factor_index = 0
@@ -247,7 +249,7 @@ class Interviewer:
         factor = self._factor.name if self._state is InterviewState.QUESTIONS else None
         self.heard.append(HeardTurn(text, heard, factor))
         if self._state is InterviewState.CALLBACK_CONFIRM:
-            return self._on_callback_confirm(heard)
+            return self._on_callback_confirm(text, heard)
         intent = heard.intent
         if intent is Intent.STOP:
             return self._end("stopped", "Of course, we'll stop here.", GOODBYE)
@@ -345,6 +347,11 @@ class Interviewer:
         if when is None:
             self._state = InterviewState.CALLBACK_WHEN
             return Reply(("Of course.", "When would be a good time to call you back?"), kind="callback")
+        self._time_offers += 1
+        if self._time_offers > MAX_TIME_OFFERS:  # the exchange goes round in circles: a person settles it
+            self.callback_at = None
+            return self._end("callback_scheduled", "Alright, a recruiter will call you back to find a good time.",
+                             GOODBYE)
         self.callback_at = when
         self._state = InterviewState.CALLBACK_CONFIRM
         said = spoken_time(when, self._listener.clock())
@@ -363,11 +370,14 @@ class Interviewer:
         return self._end("callback_scheduled", "Alright, a recruiter will call you back to find a good time.",
                          GOODBYE)
 
-    def _on_callback_confirm(self, heard: Understanding) -> Reply:
-        if heard.intent is Intent.CONSENT_YES:
+    def _on_callback_confirm(self, text: str, heard: Understanding) -> Reply:
+        # "No, Tuesday at three" corrects the time; the same time said again is a yes.
+        named = heard.callback_at or (None if heard.intent is Intent.CONSENT_YES else
+                                      self._listener.read(f"call me back {text}", DialogState.CONSENT).callback_at)
+        if heard.intent is Intent.CONSENT_YES or (named is not None and named == self.callback_at):
             return self._end("callback_scheduled", "Great, talk to you then.", GOODBYE)
-        if heard.intent is Intent.CALLBACK and heard.callback_at is not None:
-            return self._callback(heard.callback_at)
+        if named is not None:
+            return self._callback(named)
         self.callback_at = None
         self._state = InterviewState.CALLBACK_WHEN
         return Reply(("Sorry about that.", "When would be a better time to call you back?"), kind="callback")

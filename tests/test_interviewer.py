@@ -431,3 +431,15 @@ async def test_our_own_voice_echoed_back_is_not_a_turn() -> None:
     echo = await interviewer.on_candidate_turn("Do you agree to continue? Say yes or press 1.")
     assert echo.say == () and interviewer.state is InterviewState.CONSENT
     assert (await interviewer.on_candidate_turn("Yes, I agree to continue.")).kind == "question"
+
+
+async def test_a_callback_time_exchange_cannot_go_round_in_circles() -> None:
+    interviewer = await consented()
+    await interviewer.on_candidate_turn("can you call me back tomorrow at ten")
+    same = await interviewer.on_candidate_turn("tomorrow at ten")  # the same time again: a yes
+    assert same.end_call and interviewer.end_reason == "callback_scheduled" and interviewer.callback_at
+    circling = await consented()
+    for when in ("call me back monday morning", "no, tuesday at three", "no, wednesday at four",
+                 "no, thursday at five"):
+        reply = await circling.on_candidate_turn(when)
+    assert reply.end_call and circling.end_reason == "callback_scheduled" and circling.callback_at is None
