@@ -65,6 +65,11 @@ class HeardTurn:
     question: str | None = None  # the question it answers, when it is an answer
     evaluation: dict | None = None  # the answer's evaluation (score, flags, reasoning)
 
+    @property
+    def kind(self) -> str:
+        """What is stored as the turn's kind: its intent."""
+        return self.understanding.intent.value if self.understanding else "unclassified"
+
 
 _ECHO_RUN = 5  # words in a row, as we said them
 MAX_TIME_OFFERS = 3  # callback times said back without a yes: then a recruiter finds the time

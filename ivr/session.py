@@ -543,8 +543,7 @@ class InterviewSession:
         if len(self.interviewer.heard) <= heard_before:
             return
         heard = self.interviewer.heard[-1]
-        kind = heard.understanding.intent.value if heard.understanding else "unclassified"
-        self.store.set_turn_evaluation(self.interview_id, turn_number, role="candidate", kind=kind,
+        self.store.set_turn_evaluation(self.interview_id, turn_number, role="candidate", kind=heard.kind,
                                        factor=heard.factor, question=heard.question, evaluation=heard.evaluation)
 
     async def _handle(self, event: _CandidateTurn | _Signal) -> tuple[Reply, TurnTiming | None]:

@@ -221,12 +221,17 @@ def _check_open(store: SessionStore, interview: Interview) -> None:
         if parse_time(interview.expires_at) <= store.clock():
             raise ApiError(409, "expired", "the interview's invitation has expired")
         return  # turn 1 (the next number checked before) starts it
+    _check_in_progress(store, interview, "posted", "phonescreen is running this interview's call itself; only an "
+                       "interview started by a posted turn takes posted turns")
+
+
+def _check_in_progress(store: SessionStore, interview: Interview, done: str, not_ours: str) -> None:
+    """409 unless the interview is in progress and was started by a posted turn."""
     if interview.status != Status.IN_PROGRESS:
-        raise ApiError(409, "not_in_progress", f"turns can only be posted while the interview is in progress; "
+        raise ApiError(409, "not_in_progress", f"turns can only be {done} while the interview is in progress; "
                        f"it is {interview.status}")
     if not _integrators(store, interview):
-        raise ApiError(409, "not_integrator", "phonescreen is running this interview's call itself; only an "
-                       "interview started by a posted turn takes posted turns")
+        raise ApiError(409, "not_integrator", not_ours)
 
 
 def _template_of(store: SessionStore, interview: Interview) -> InterviewTemplate:
@@ -309,12 +314,8 @@ async def correct_turn(request: web.Request) -> web.Response:
         turns = store.turns(iid)
         if number > len(turns):
             raise ApiError(404, "not_found", f"turn {number} not found")
-        if interview.status != Status.IN_PROGRESS:
-            raise ApiError(409, "not_in_progress", f"turns can only be corrected while the interview is in progress; "
-                           f"it is {interview.status}")
-        if not _integrators(store, interview):
-            raise ApiError(409, "not_integrator", "only the turns of an interview started by a posted turn can be "
-                           "corrected")
+        _check_in_progress(store, interview, "corrected", "only the turns of an interview started by a posted "
+                           "turn can be corrected")
         if pending and turns[number - 1].role != "agent":
             raise RuleViolation("only an agent turn can be a pending question", "isPendingQuestion")
         known = store.turn_evaluations(iid)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from datetime import datetime, timezone as dt_timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -18,14 +17,11 @@ from config.templates import InterviewTemplate, load_template_file
 from ivr.interviewer import HeardTurn, Interviewer, Reply
 from ivr.phrasing import FollowUpPhraser
 from models.records import Turn, TurnEvaluation
+from server.cli_output import CliError
 from understanding.listener import Listener
 
 TURN_MS = 5000  # each turn's notional length: the scorecard's timestamps only need an order
 MAX_TURNS = 200  # a typed rehearsal that never ends still stops
-
-
-class CliError(Exception):
-    pass
 
 
 def _now(text: str | None, zone: str) -> datetime:
@@ -102,8 +98,8 @@ class Rehearsal:
 
 
 def _as_stored(number: int, heard: HeardTurn) -> TurnEvaluation:
-    kind = heard.understanding.intent.value if heard.understanding else "unclassified"
-    return TurnEvaluation("rehearsal", number, "candidate", heard.factor, heard.question, kind, heard.evaluation)
+    return TurnEvaluation("rehearsal", number, "candidate", heard.factor, heard.question, heard.kind,
+                          heard.evaluation)
 
 
 def _scorecard(template: InterviewTemplate, rehearsal: "Rehearsal", settings: Settings,
@@ -160,11 +156,7 @@ def rehearse(args: argparse.Namespace, settings: Settings) -> int:
             score = f", score {evaluation['score']}" if evaluation.get("score") is not None else ""
             print(f"candidate:   {item['text']}\n             [{evaluation['intent']}{score}]", flush=True)
 
-    try:
-        end = asyncio.run(_run(args, settings, emit))
-    except CliError as exc:
-        print(f"phonescreen: error: {exc}", file=sys.stderr)
-        return 2
+    end = asyncio.run(_run(args, settings, emit))  # bad input: CliError, reported by server.cli.main
     if args.json:
         print(json.dumps({"end": end}, ensure_ascii=False), flush=True)
     else:
