@@ -29,6 +29,7 @@ import pjsua2 as pj
 from dialer.leg import LineEnded
 from dialer.simulator import SAMPLE_SCRIPTS, SPEECH_RMS, CandidateScript, SimulatedCandidate, candidate_audio, rms
 from dialer.sip.call import SipCall
+from dialer.sip.media import ports
 from dialer.sip.endpoint import EndpointPlan, account_config, poll_forever, start_endpoint
 from ivr.frames import AudioFrame, frames_of, silence
 
@@ -212,7 +213,9 @@ async def main_async(args: argparse.Namespace) -> None:
     for call in phone.answered:
         call.thisown = False
     del account, phone
+    ports.drop_all()
     gc.collect()
+    await asyncio.sleep(0.2)  # the bridge removes the dropped ports on its next ticks
     endpoint.libDestroy()
 
 

@@ -23,6 +23,7 @@ from understanding.listener import Listener
 log = logging.getLogger("phonescreen.ivr")
 
 GOODBYE = "Thank you for your time, and goodbye."
+BEGIN = "Thank you, let's begin."  # leads into the first question once consent is given
 FOLLOW_UP_BELOW = 50  # evaluator score (0-100, calibrated on rated answers): below it, short of adequate
 REPROMPTS = ("Take your time.", "No rush. Take a moment to think it over.", "Whenever you're ready.",
              "I'm still here. Take your time.")
@@ -109,6 +110,24 @@ def spoken_time(moment: datetime, now: datetime) -> str:
 def sentences(text: str) -> tuple[str, ...]:
     """Split at sentence ends, so speech synthesis can start on the first sentence."""
     return tuple(part for part in _SENTENCE_END.split(" ".join(text.split())) if part)
+
+
+def scripted_lines(template: InterviewTemplate) -> frozenset[str]:
+    """Sentences every candidate of `template` hears word for word (consent, the first question of each
+    factor, the closing): synthesized once per process, ahead of need."""
+    questions = (line for factor in template.factors for line in sentences(factor.questions[0]))
+    return frozenset({*sentences(template.consent), BEGIN, *questions, *sentences(template.closing), GOODBYE})
+
+
+def first_name(full_name: str) -> str:
+    """How the interviewer addresses a candidate."""
+    return full_name.split()[0] if full_name.split() else full_name
+
+
+def opening_sentences(template: InterviewTemplate, candidate_name: str) -> tuple[str, ...]:
+    """The greeting with the candidate's name, then the consent question: what the call opens with, so it
+    can be synthesized while the phone rings."""
+    return sentences(f"{template.render_greeting(candidate_name)} {template.consent}")
 
 
 def shortened(question: str) -> str:
@@ -209,8 +228,7 @@ class Interviewer:
         self._state = InterviewState.CONSENT
         self._set_prompt(self._template.consent)
         self._consent_heard = True  # unless the session reports it cut short (prompt_cut_short)
-        text = f"{self._template.render_greeting(self._candidate_name)} {self._template.consent}"
-        return self._noting(Reply(sentences(text), kind="greeting"))
+        return self._noting(Reply(opening_sentences(self._template, self._candidate_name), kind="greeting"))
 
     async def on_candidate_turn(self, text: str) -> Reply:
         if self._state is not InterviewState.DONE and is_echo(text, self._last_said):
@@ -407,7 +425,7 @@ class Interviewer:
 
     def _start_questions(self) -> Reply:
         self._state = InterviewState.QUESTIONS
-        return self._ask_main(self._factor.questions[0], lead="Thank you, let's begin.")
+        return self._ask_main(self._factor.questions[0], lead=BEGIN)
 
     # -- questions ----------------------------------------------------------------------------------
     @property

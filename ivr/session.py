@@ -27,7 +27,7 @@ from config.templates import InterviewTemplate
 from ivr.answers import Intent, detect_intent, is_backchannel
 from ivr.engines import VoiceEngines
 from ivr.frames import AudioFrame, FrameChunker, frames_of
-from ivr.interviewer import GOODBYE, Interviewer, Reply, sentences
+from ivr.interviewer import Interviewer, Reply, first_name, opening_sentences, scripted_lines
 from ivr.phrasing import FollowUpPhraser
 from understanding.listener import Listener
 from ivr.playback import Playback, Utterance
@@ -43,6 +43,9 @@ log = logging.getLogger("phonescreen.ivr")
 PREROLL_MS = 300  # audio kept from before speech was confirmed, so the first syllable reaches STT
 BARGE_IN_CONFIRM = 2  # speech this many times barge_in_ms long is an interruption whatever it says
 FIXED_KINDS = frozenset({"reprompt", "goodbye"})  # replies whose wording never depends on the candidate
+# Played from whole-sentence audio made beforehand: no silent gap can open inside them under load (the
+# opening is made while the phone rings, see opening_of).
+PREMADE_KINDS = FIXED_KINDS | {"greeting"}
 # Said when the server must end a call early (shutdown): the interview ends partial.
 POLITE_END = ("I'm sorry, we have to end the call here.", "Our team will be in touch.")
 
@@ -140,8 +143,8 @@ class InterviewSession:
         self._cut_short = False  # ended by end_politely: partial, whatever the interviewer's state
         self._collecting: set[asyncio.Task] = set()  # turns whose final transcript is still coming
         # Lines every candidate of this template hears word for word: synthesized once per process.
-        self._fixed_phrases = frozenset({*ACKNOWLEDGEMENTS, *sentences(template.consent),
-                                         *sentences(template.closing), GOODBYE})
+        self._fixed_phrases = scripted_lines(template) | set(ACKNOWLEDGEMENTS)
+        self._opening = opening_sentences(template, candidate_name)
 
     @classmethod
     def for_interview(cls, store: SessionStore, interview_id: str, *, engines: VoiceEngines, voice: VoiceSettings,
@@ -153,8 +156,15 @@ class InterviewSession:
         candidate = store.get_candidate(interview.candidate_id)
         recording = Path(recordings_dir) / f"{interview_id}.wav" if recordings_dir else None
         return cls(store=store, interview_id=interview_id, template=position.template,
-                   candidate_name=candidate.name.split()[0], engines=engines, voice=voice,
+                   candidate_name=first_name(candidate.name), engines=engines, voice=voice,
                    sample_rate=sample_rate, recording_path=recording, timezone=candidate.timezone or "UTC")
+
+    @staticmethod
+    def opening_of(store: SessionStore, interview_id: str) -> tuple[str, ...]:
+        """The sentences a stored interview's call opens with (to synthesize while the phone rings)."""
+        interview = store.get_interview(interview_id)
+        template = store.get_position(interview.position_id, interview.position_version).template
+        return opening_sentences(template, first_name(store.get_candidate(interview.candidate_id).name))
 
     # -- the leg's side ----------------------------------------------------------------------------
     def push_audio(self, frame: AudioFrame) -> None:
@@ -414,7 +424,7 @@ class InterviewSession:
             if utterance.done.is_set() or self._hung_up.is_set():
                 break  # interrupted or replaced: nothing more of it will be heard
             sentence = self.playback.add_sentence(utterance, text)
-            async for pcm in self._synthesize(text, cached=reply.kind in FIXED_KINDS):
+            async for pcm in self._synthesize(text, cached=reply.kind in PREMADE_KINDS):
                 if timing is not None and timing.tts_first_audio_ms is None:
                     timing.tts_first_audio_ms = (time.monotonic() - ready_wall) * 1000
                 self.playback.enqueue(utterance, sentence, frames_of(pcm, self.sample_rate))
@@ -474,7 +484,9 @@ class InterviewSession:
         watchdog = asyncio.create_task(self._watch_stalled_line())
         try:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self.engines.executor, self.phrases.warm, ACKNOWLEDGEMENTS)
+            # Ready before the first word (instant when made while the phone rang): the opening plays whole.
+            await loop.run_in_executor(self.engines.executor, self.phrases.warm,
+                                       (*self._opening, *ACKNOWLEDGEMENTS))
             # The template's fixed lines are made while the greeting plays, once per process.
             loop.run_in_executor(self.engines.executor, self.phrases.warm, self._fixed_phrases)
             reply = self.interviewer.opening()

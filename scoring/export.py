@@ -11,7 +11,7 @@ from models.store import SessionStore
 from scoring.base import factor_key
 
 FIXED_COLUMNS = ("candidate_id", "external_id", "candidate_name", "email", "interview_id", "interview_status",
-                 "channel", "ended_at", "rerun_of", "scorecard_version", "scorecard_status", "overall",
+                 "end_reason", "callback_at", "channel", "ended_at", "rerun_of", "scorecard_version", "scorecard_status", "overall",
                  "rubric_version", "grader")
 LANGUAGE_COLUMNS = ("cefr", "speaking_rate_wpm")
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection): it gets a leading quote.
@@ -28,7 +28,8 @@ def _cell(value: Any) -> str:
 def _rows(store: SessionStore, campaign_id: str) -> list[dict[str, Any]]:
     """Interviews of the campaign with their candidate, then members without one; in candidate order."""
     interviews = list(store.db.query(
-        "SELECT i.id AS interview_id, i.status AS interview_status, i.channel, i.ended_at, i.rerun_of, "
+        "SELECT i.id AS interview_id, i.status AS interview_status, i.end_reason, i.callback_at, i.channel, "
+        "i.ended_at, i.rerun_of, "
         "c.id AS candidate_id, c.external_id, c.name AS candidate_name, c.email, cc.position AS member "
         "FROM interviews i JOIN candidates c ON c.id = i.candidate_id "
         "LEFT JOIN campaign_candidates cc ON cc.campaign_id = i.campaign_id AND cc.candidate_id = i.candidate_id "

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from dialer.web_leg import MAX_MESSAGE_BYTES, WebLeg
+from ivr.interviewer import first_name
 from models.db import parse_time
 from models.lifecycle import IllegalTransition, Status
 from models.records import Interview
@@ -123,7 +124,7 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> Interview |
         return None
     position = store.get_position(interview.position_id, interview.position_version)
     candidate = store.get_candidate(interview.candidate_id)
-    await ws.send_json({"type": "ready", "candidateName": candidate.name.split()[0], "title": position.title,
+    await ws.send_json({"type": "ready", "candidateName": first_name(candidate.name), "title": position.title,
                         "company": position.template.company})
     start = await _receive_json(ws, START_TIMEOUT_S)
     if ws.closed or start is None or start.get("type") != "start":

@@ -254,6 +254,7 @@ async def test_admin_watches_a_sip_interview_live_and_reads_its_report(aiohttp_c
         await page.wait_for_selector(f"#turn-{answer.turn_number}.cited")
         assert page.url.endswith(f"#turn-{answer.turn_number}")
         assert "B2" in await page.text_content("#scorecard")
+        assert "Answered every question" in await page.text_content("#facts")  # why it ended, in words
         await page.screenshot(path=artifact("admin-interview.png"), full_page=True)
 
         await page.goto(str(server.make_url("/admin/interviews?status=report_ready")))

@@ -8,6 +8,8 @@ import dataclasses
 import io
 import json
 import os
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -116,6 +118,8 @@ async def test_campaign_results_csv_for_ats_import(api, store, sample_template, 
                               campaign_id=campaign.id, candidate_id=people[2].id)
     for iid in (strong, weak, silent, weak):
         assert (await api.post(f"{INTERVIEWS}/{iid}/rescore")).status == 201
+    callback = datetime(2030, 1, 10, 10, 0, tzinfo=ZoneInfo("America/Chicago"))
+    store.schedule_callback(silent, callback)  # a campaign's callback: kept on the interview
 
     response = await api.get(f"/api/v1/campaigns/{campaign.id}/results.csv")
     assert response.status == 200 and response.content_type == "text/csv"
@@ -128,6 +132,10 @@ async def test_campaign_results_csv_for_ats_import(api, store, sample_template, 
     assert by_name["ats-1"]["scorecard_version"] == "2"
     assert by_name["ats-2"]["scorecard_status"] == "low_confidence" and by_name["ats-2"]["overall"] == ""
     assert by_name["ats-3"]["interview_status"] == "not_scheduled" and by_name["ats-3"]["interview_id"] == ""
+    # Why a call ended and when to call back: what a recruiter sorts the list by.
+    assert by_name["ats-0"]["end_reason"] == (store.get_interview(strong).end_reason or "")
+    assert by_name["ats-3"]["end_reason"] == "" and by_name["ats-3"]["callback_at"] == ""
+    assert by_name["ats-2"]["callback_at"] == callback.isoformat()
     latest = store.scorecards(strong)[-1]
     assert float(by_name["ats-0"]["overall"]) == latest.overall
     for factor in latest.data["factors"]:

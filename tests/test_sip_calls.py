@@ -42,7 +42,8 @@ async def test_interview_over_sip_completes_with_the_scripted_answers(settings, 
     [report] = phone.reports()
     assert report["answered"] == 200 and [a["text"] for a in report["said"]] == list(SHORT_ANSWERS)
     heard = transcribe_wav(engines.stt, phone.record_dir / "call-1.wav").lower()
-    assert "automated interviewer" in heard and "goodbye" in heard
+    # Whisper tiny sometimes writes the closing "Goodbye." as "bye bye": either is the goodbye heard.
+    assert "automated interviewer" in heard and ("goodbye" in heard or "bye bye" in heard)
 
 
 async def test_phone_outcomes_busy_decline_no_answer(settings, store, tmp_path) -> None:

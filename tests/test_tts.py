@@ -134,3 +134,33 @@ def test_phrase_cache_synthesizes_once_under_concurrency(tts: PiperTts, monkeypa
         thread.join()
     assert len(results) == 4 and all(r is results[0] for r in results)
     assert runs[0] == 1
+
+
+class _HeldTts:
+    """Synthesizes "slow" only once released: what a long phrase under load looks like to the cache."""
+    name, sample_rate = "held", 8000
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def synthesize(self, text: str):
+        if text == "slow":
+            assert self.release.wait(10)
+        yield np.ones(160, dtype=np.int16)
+
+
+def test_phrase_cache_makes_other_phrases_while_one_is_being_made() -> None:
+    # A call's consent sentence must not wait behind another call's warm-up of its closing lines.
+    held = _HeldTts()
+    cache = PhraseCache(held, 8000)
+    slow = threading.Thread(target=cache.get, args=("slow",))
+    slow.start()
+    try:
+        fast = threading.Thread(target=cache.get, args=("fast",))
+        fast.start()
+        fast.join(timeout=5)
+        assert not fast.is_alive()
+    finally:
+        held.release.set()
+        slow.join(timeout=10)
+    assert len(cache) == 2

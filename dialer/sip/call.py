@@ -1,25 +1,23 @@
 """One SIP call (outbound from a media worker, or inbound on a test phone) and its Leg.
 
 pjsua2 callbacks read what they need from the call inside the callback (after DISCONNECTED `getInfo`
-is no longer safe) and hand it to the event loop. The Call and its FramePort must be deleted before
-`libDestroy()`; `release()` does it once the call is over.
+is no longer safe) and hand it to the event loop. The Call must be deleted before `libDestroy()`;
+`release()` unlinks it once the call is over and gives its FramePort back to the process's pool.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
 import logging
 
 import pjsua2 as pj
 
 from dialer.leg import Dtmf, Leg, LegEvent, LineEnded
-from dialer.sip.media import RATE, FramePort
+from dialer.sip.media import RATE, FramePort, ports
 from ivr.frames import AudioFrame
 
 log = logging.getLogger("phonescreen.sip")
 MAX_QUEUED_FRAMES = 150  # 3 s of received audio: beyond it the loop is stalled; older frames are dropped
-_port_names = itertools.count(1)
 
 
 class SipCall(pj.Call):
@@ -28,7 +26,7 @@ class SipCall(pj.Call):
         super().__init__(account, call_id)
         self.loop, self.label = loop, label
         self.leg = SipLeg(self)
-        self.port: FramePort | None = FramePort(f"call-{next(_port_names)}", loop, self.leg.on_audio)
+        self.port: FramePort | None = ports.take(loop, self.leg.on_audio)
         self.state = pj.PJSIP_INV_STATE_NULL
         self.status_code = 0  # the last SIP status of the INVITE (180, 200, 486 ...)
         self.reason = ""
@@ -118,17 +116,12 @@ class SipCall(pj.Call):
         self.answer(prm)
 
     def release(self) -> None:
-        """Once the call is over: unlink call, leg and port so plain reference counting frees the pjsua2
-        objects now, before `libDestroy()` (a Call freed after it trips an assertion in pjsua)."""
+        """Once the call is over: unlink call and leg so plain reference counting frees the Call now, before
+        `libDestroy()` (a Call freed after it trips an assertion in pjsua); the port rests in the pool."""
         port, self.port = self.port, None
         if port is not None:
-            port.on_audio = _ignore_audio  # the media thread may still be delivering a frame
-            port.outbound.clear()
+            ports.give_back(port)
         self.leg.call = None
-
-
-def _ignore_audio(frame: AudioFrame) -> None:
-    pass
 
 
 class SipLeg(Leg):

@@ -31,6 +31,7 @@ from config.settings import Settings
 from dialer.leg import bridge
 from dialer.sip.call import SipCall
 from dialer.sip.endpoint import EndpointPlan, account_config, poll_forever, start_endpoint
+from dialer.sip.media import RATE, ports
 from dialer.sip.outcomes import unanswered_status
 from dialer.sip.voicemail import screen_for_voicemail
 from ivr.engines import load_engines
@@ -40,6 +41,7 @@ from models.store import SessionStore
 
 log = logging.getLogger("phonescreen.sip")
 DISCONNECT_WAIT_S = 5.0
+BRIDGE_SETTLE_S = 0.2  # ten 20 ms clock ticks
 PJ_EADDRINUSE = 120000 + errno.EADDRINUSE  # pjlib reports OS errors as 120000 + errno
 
 
@@ -118,7 +120,9 @@ class MediaWorker:
         self.calls.clear()
         self.leftovers.clear()
         del self.account
+        ports.drop_all()
         gc.collect()
+        time.sleep(BRIDGE_SETTLE_S)  # the bridge removes the dropped ports on its next ticks
         self.endpoint.libDestroy()
 
     # -- the pipe -------------------------------------------------------------------------------------------
@@ -196,6 +200,9 @@ class MediaWorker:
             log.warning("cannot dial: %s", exc.reason, extra={"interview_id": iid})
             self._status(iid, Status.FAILED, "invalid_target")
             return Status.FAILED
+        # The opening (greeting with the name, consent) is synthesized while the phone rings: it plays whole.
+        opening = InterviewSession.opening_of(self.store, iid)  # the store is read on the loop's thread only
+        asyncio.get_running_loop().run_in_executor(self.engines.executor, self._make_opening, iid, opening)
         answered = await self._ring(iid, call)
         if not answered:
             ring_timeout = not call.disconnected.is_set()
@@ -227,6 +234,12 @@ class MediaWorker:
             return await talk
         finally:
             rtp_watch.cancel()
+
+    def _make_opening(self, iid: str, opening: tuple[str, ...]) -> None:
+        try:
+            self.engines.phrases(RATE).warm(opening)
+        except Exception:  # the session makes it again when the call is answered
+            log.exception("opening not made while ringing", extra={"interview_id": iid})
 
     async def _ring(self, iid: str, call: SipCall) -> bool:
         """Wait for the answer; True once the call is confirmed, False on a final failure or the ring timeout."""

@@ -24,21 +24,36 @@ class PhraseCache:
         self.sample_rate = sample_rate
         self._max_phrases = max_phrases
         self._phrases: OrderedDict[str, np.ndarray] = OrderedDict()
-        # Held while synthesizing too, so two threads asking for one phrase synthesize it once.
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts, never held while synthesizing
+        # One lock per phrase being made: two threads asking for one phrase synthesize it once, while other
+        # phrases (another call's greeting, a warm-up) are made in parallel rather than queued behind it.
+        self._making: dict[str, threading.Lock] = {}
 
     def get(self, text: str) -> np.ndarray:
         """The phrase's audio, synthesized on first use; the same array object on every later call."""
         with self._lock:
-            audio = self._phrases.get(text)
-            if audio is None:
-                audio = self._synthesize(text)
+            audio = self._cached(text)
+            if audio is not None:
+                return audio
+            making = self._making.setdefault(text, threading.Lock())
+        with making:
+            with self._lock:
+                audio = self._cached(text)
+                if audio is not None:  # made by the thread we waited for
+                    return audio
+            audio = self._synthesize(text)
+            with self._lock:
                 self._phrases[text] = audio
                 if len(self._phrases) > self._max_phrases:
                     self._phrases.popitem(last=False)
-            else:
-                self._phrases.move_to_end(text)
+                self._making.pop(text, None)
             return audio
+
+    def _cached(self, text: str) -> np.ndarray | None:
+        audio = self._phrases.get(text)
+        if audio is not None:
+            self._phrases.move_to_end(text)
+        return audio
 
     def warm(self, texts: Iterable[str]) -> None:
         for text in texts:

@@ -6,6 +6,14 @@ const STATUS_LABELS = {
   scheduled: "Scheduled", dialing: "Dialing", ringing: "Ringing", in_progress: "In progress",
   completed: "Completed", report_ready: "Report ready", failed: "Failed", no_answer: "No answer", busy: "Busy",
   declined: "Declined", cancelled: "Cancelled", expired: "Expired", partial: "Partial",
+  withdrawn: "Withdrawn", no_response: "No response", callback_scheduled: "Callback scheduled",
+  transferred: "Transferred",
+};
+const END_REASON_LABELS = {
+  completed: "Answered every question", max_duration: "Reached the time limit", declined: "Said no to the recording",
+  no_consent: "Gave no consent", stopped: "Asked to stop", no_response: "Stopped responding",
+  callback_scheduled: "Asked to be called back", human_requested: "Asked for a person",
+  transferred: "Handed to a recruiter", bad_line: "The line was broken", hung_up: "Hung up",
 };
 const CHANNEL_LABELS = { sip: "Phone (SIP)", twilio: "Phone (Twilio)", web: "Web" };
 

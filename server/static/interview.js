@@ -26,6 +26,8 @@ function renderFacts(i) {
     ["Duration", i.startedAt ? duration((ended - Date.parse(i.startedAt)) / 1000) : "–"],
   ];
   if (i.currentFactor) facts.push(["Current factor", i.currentFactor]);
+  if (i.endReason) facts.push(["Why it ended", END_REASON_LABELS[i.endReason] || i.endReason]);
+  if (i.callbackAt) facts.push(["Call back at", localTime(i.callbackAt)]);
   if (i.outcomeCode) facts.push(["Outcome", i.outcomeCode]);
   document.getElementById("facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
@@ -116,7 +118,7 @@ function renderEvents(events) {
 
 function render(i) {
   document.getElementById("not-found").hidden = true;
-  if (changed("facts", [i.status, i.startedAt, i.endedAt, i.currentFactor, i.outcomeCode])) renderFacts(i);
+  if (changed("facts", [i.status, i.startedAt, i.endedAt, i.currentFactor, i.outcomeCode, i.endReason, i.callbackAt])) renderFacts(i);
   if (changed("recording", i.recordingUrl)) renderRecording(i.recordingUrl);
   if (changed("turns", i.turns)) renderTranscript(i.turns);
   if (changed("scorecard", i.scorecard)) renderScorecard(i.scorecard);
