@@ -4,8 +4,8 @@ It answers INVITEs on 127.0.0.1 and plays a SimulatedCandidate (Piper answers, s
 has finished, with natural pauses) over RTP. The user part of the called URI picks what happens:
 a script name (`sip:concrete@127.0.0.1:5070`, `vague`, `hangs-up`, or one from --scripts), or `busy`
 (486), `decline` (603), `noanswer` (rings forever), `voicemail` (an answering machine: a 6 s greeting,
-a beep, then it records); `--assign USER=SCRIPT` maps other users (phone numbers) to scripts (or to
-`voicemail`); any other user gets the first script.
+a beep, then it records); `--assign USER=SCRIPT[,SCRIPT...]` maps other users (phone numbers) to scripts
+(or to `voicemail`), the Nth call to USER playing the Nth script (a redial); any other user gets the first.
 It prints `ready` once listening, then one JSON line per finished call (what it said, when), and writes
 what it heard from the AI to --record-dir/<call-n>.wav. It stops on SIGTERM or when stdin closes.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import gc
@@ -66,6 +67,7 @@ class SimulatedPhone:
         self.calls: set[SipCall] = set()
         self.tasks: set[asyncio.Task] = set()
         self.count = 0
+        self.calls_to: collections.Counter[str] = collections.Counter()  # calls answered per called user
         # pjsua2 keeps a reference to every incoming Call, so they are never freed before libDestroy; a Call
         # freed after it trips an assertion in pjsua. The phone is a short-lived test tool: disown them at exit.
         self.answered: list[SipCall] = []
@@ -74,12 +76,16 @@ class SimulatedPhone:
         self.count += 1
         self.calls.add(call)
         self.answered.append(call)
-        user = re.sub(r"^.*?sip:([^@;>]*).*$", r"\1", call.getInfo().localUri)
-        task = self.loop.create_task(self._handle(call, user.lower(), self.count))
+        user = re.sub(r"^.*?sip:([^@;>]*).*$", r"\1", call.getInfo().localUri).lower()
+        # --assign USER=A,B: the first call to USER plays script A, the next B (the last one repeats).
+        names = self.assigned.get(user, user).split(",")
+        script_name = names[min(self.calls_to[user], len(names) - 1)]
+        self.calls_to[user] += 1
+        task = self.loop.create_task(self._handle(call, user, script_name, self.count))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _handle(self, call: SipCall, user: str, number: int) -> None:
+    async def _handle(self, call: SipCall, user: str, script_name: str, number: int) -> None:
         report: dict = {"call": number, "user": user}
         try:
             if user in REFUSALS:
@@ -93,11 +99,11 @@ class SimulatedPhone:
                 return
             await asyncio.sleep(RING_MS / 1000)
             call.answer_now(200)
-            if self.assigned.get(user, user) == VOICEMAIL:
+            if script_name == VOICEMAIL:
                 report.update({"answered": 200, "script": VOICEMAIL})
                 await self._voicemail(call, number, report)
                 return
-            script = self.scripts.get(self.assigned.get(user, user), self.default)
+            script = self.scripts.get(script_name, self.default)
             report.update({"answered": 200, "script": script.name})
             report["said"] = await self._talk(call, script, number, report)
         finally:
@@ -191,7 +197,7 @@ async def main_async(args: argparse.Namespace) -> None:
     plan = EndpointPlan(args.address, args.port, args.rtp_port, 100)
     endpoint = start_endpoint(plan)
     assigned = dict(item.split("=", 1) for item in args.assign)
-    unknown = sorted(set(assigned.values()) - set(scripts) - {VOICEMAIL})
+    unknown = sorted({name for names in assigned.values() for name in names.split(",")} - set(scripts) - {VOICEMAIL})
     if unknown:
         raise SystemExit(f"--assign: unknown scripts {unknown}; known: {sorted(scripts)}")
     phone = SimulatedPhone(scripts, Path(args.record_dir) if args.record_dir else None, args.max_call_s,
@@ -225,8 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5070)
     parser.add_argument("--rtp-port", type=int, default=42000)
     parser.add_argument("--scripts", help="JSON list of extra CandidateScript objects")
-    parser.add_argument("--assign", action="append", default=[], metavar="USER=SCRIPT",
-                        help="answer calls to USER (e.g. +14155550100) with SCRIPT")
+    parser.add_argument("--assign", action="append", default=[], metavar="USER=SCRIPT[,SCRIPT...]",
+                        help="answer calls to USER (e.g. +14155550100) with SCRIPT; later calls with the next")
     parser.add_argument("--record-dir", help="write what each call heard to DIR/call-N.wav")
     parser.add_argument("--max-call-s", type=float, default=600)
     args = parser.parse_args(argv)

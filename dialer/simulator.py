@@ -68,6 +68,7 @@ class CandidateScript:
     interrupt_after_ms: int = 1500  # ... once the AI has been talking this long
     silent_from: int | None = None  # from this answer on, say nothing (a silent caller)
     hang_up_after: int | None = None  # hang up once this many answers are given
+    hang_up_after_reply: bool = False  # ... and the AI has replied to the last one (a line that drops later)
     backchannel_after_ms: int | None = None  # say "Mm-hmm." once, this far into the AI's first speech
 
 
@@ -161,7 +162,11 @@ class SimulatedCandidate:
 
     def _hangs_up_now(self) -> bool:
         limit = self.script.hang_up_after
-        return limit is not None and len(self.said) >= limit and self._quiet_ms >= self.script.pause_ms
+        if limit is None or len(self.said) < limit:
+            return False
+        if self.script.hang_up_after_reply:
+            return self._heard_ai and self._quiet_ms >= self.script.ai_done_ms
+        return self._quiet_ms >= self.script.pause_ms
 
     def _should_backchannel(self) -> bool:
         at = self.script.backchannel_after_ms

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, replace
-from enum import Enum
-
 from datetime import datetime
+from enum import Enum
+from typing import Iterable
 
 from config.templates import EvaluationFactor, InterviewTemplate
 from ivr.phrasing import FollowUpPhraser
+from models.records import TurnEvaluation
 from understanding.intents import DialogState, Intent, Understanding
 from understanding.listener import Listener
 
@@ -47,6 +48,21 @@ class Reply:
     kind: str = "none"  # greeting consent question follow_up repeat reprompt closing goodbye none
     factor: str | None = None
     source: str = "template"  # template | llm (a guarded LLM follow-up) | fallback (the LLM gave nothing usable)
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """What the earlier legs of a dropped interview got through: the consent, and the factors answered."""
+    consented: bool
+    answered: frozenset[str]  # factor names with at least one answer
+
+    @classmethod
+    def from_evaluations(cls, evaluations: Iterable[TurnEvaluation]) -> "ResumePoint":
+        """From the stored understanding of each turn: a question was asked only after consent."""
+        evaluations = list(evaluations)
+        answered = frozenset(e.factor for e in evaluations if e.role == "candidate" and e.kind == "answer" and e.factor)
+        asked = any(e.role == "agent" and e.kind in ("question", "follow_up") for e in evaluations)
+        return cls(consented=asked or bool(answered), answered=answered)
 
 
 @dataclass(frozen=True)
@@ -173,8 +189,11 @@ class Interviewer:
     """
 
     def __init__(self, template: InterviewTemplate, candidate_name: str,
-                 phraser: FollowUpPhraser | None = None, listener: Listener | None = None) -> None:
+                 phraser: FollowUpPhraser | None = None, listener: Listener | None = None,
+                 resume: ResumePoint | None = None) -> None:
+        """`resume`: this call goes on with a dropped interview (its earlier legs' consent and answers)."""
         self._template = template
+        self._resume = resume if resume is not None and resume.consented else None
         self._candidate_name = candidate_name
         self._phraser = phraser
         self._listener = listener or Listener()
@@ -224,7 +243,10 @@ class Interviewer:
 
     # -- events -------------------------------------------------------------------------------------
     def opening(self) -> Reply:
-        """The greeting with the candidate's name, then the consent question."""
+        """The greeting with the candidate's name, then the consent question; on a resumed call, a word about
+        the drop and the first question not answered yet (consent was given on the earlier leg)."""
+        if self._resume is not None:
+            return self._noting(self._resumed_opening(self._resume))
         self._state = InterviewState.CONSENT
         self._set_prompt(self._template.consent)
         self._consent_heard = True  # unless the session reports it cut short (prompt_cut_short)
@@ -422,6 +444,19 @@ class Interviewer:
                                            "here.", GOODBYE)
         return Reply(("Sorry, I need a clear yes or no.", *sentences(shortened(self._template.consent))),
                      kind="consent")
+
+    def _resumed_opening(self, resume: ResumePoint) -> Reply:
+        company = f" from {self._template.company}" if self._template.company else ""
+        lead = (f"Hi {self._candidate_name}, it's the interviewer{company} again. We got cut off, so let's pick up "
+                "where we left off. As before, this call is recorded.")
+        remaining = [i for i, factor in enumerate(self._template.factors) if factor.name not in resume.answered]
+        if not remaining:  # cut off during the closing: only the closing is left
+            return self._end("completed", *sentences(lead), *sentences(self._template.closing), kind="closing")
+        self._state = InterviewState.QUESTIONS
+        self._factor_index = remaining[0]
+        question = self._factor.questions[0]
+        self._record(question, "main")
+        return Reply((*sentences(lead), *sentences(question)), kind="question", factor=self._factor.name)
 
     def _start_questions(self) -> Reply:
         self._state = InterviewState.QUESTIONS

@@ -8,13 +8,19 @@ import numpy as np
 
 
 class StereoRecorder:
-    def __init__(self, path: str | Path, sample_rate: int) -> None:
+    def __init__(self, path: str | Path, sample_rate: int, *, append: bool = False) -> None:
+        """`append`: an earlier leg's recording at `path` (same format) is kept at the start of the file, so
+        a resumed interview has one recording; `recorded_ms` says how long it is."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        earlier = _earlier_leg(self.path, sample_rate) if append else b""
+        self.recorded_ms = len(earlier) // 4 * 1000 // sample_rate  # 4 bytes per stereo frame
         self._wav = wave.open(str(self.path), "wb")
         self._wav.setnchannels(2)
         self._wav.setsampwidth(2)
         self._wav.setframerate(sample_rate)
+        if earlier:
+            self._wav.writeframes(earlier)
         self._left = bytearray()
         self._right = bytearray()
 
@@ -46,3 +52,14 @@ class StereoRecorder:
         self._flush()
         self._wav.close()
         self._wav = None
+
+
+def _earlier_leg(path: Path, sample_rate: int) -> bytes:
+    """The stereo frames already recorded at `path`, or nothing (no file, or another format)."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            if (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) != (2, 2, sample_rate):
+                return b""
+            return wav.readframes(wav.getnframes())
+    except (FileNotFoundError, wave.Error, EOFError):
+        return b""

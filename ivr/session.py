@@ -27,7 +27,7 @@ from config.templates import InterviewTemplate
 from ivr.answers import Intent, detect_intent, is_backchannel
 from ivr.engines import VoiceEngines
 from ivr.frames import AudioFrame, FrameChunker, frames_of
-from ivr.interviewer import Interviewer, Reply, first_name, opening_sentences, scripted_lines
+from ivr.interviewer import Interviewer, Reply, ResumePoint, first_name, opening_sentences, scripted_lines
 from ivr.phrasing import FollowUpPhraser
 from understanding.listener import Listener
 from ivr.playback import Playback, Utterance
@@ -46,6 +46,7 @@ FIXED_KINDS = frozenset({"reprompt", "goodbye"})  # replies whose wording never 
 # Played from whole-sentence audio made beforehand: no silent gap can open inside them under load (the
 # opening is made while the phone rings, see opening_of).
 PREMADE_KINDS = FIXED_KINDS | {"greeting"}
+RESUME_GAP_MS = 1000  # between an earlier leg's last turn and a resumed leg, when there is no recording
 # Said when the server must end a call early (shutdown): the interview ends partial.
 POLITE_END = ("I'm sorry, we have to end the call here.", "Our team will be in touch.")
 
@@ -104,31 +105,36 @@ class _SttJob:
 class InterviewSession:
     def __init__(self, *, store: SessionStore, interview_id: str, template: InterviewTemplate,
                  candidate_name: str, engines: VoiceEngines, voice: VoiceSettings, sample_rate: int = 8000,
-                 recording_path: str | Path | None = None, timezone: str = "UTC") -> None:
+                 recording_path: str | Path | None = None, timezone: str = "UTC",
+                 resume: ResumePoint | None = None, earlier_legs_ms: int = 0) -> None:
+        """`resume`: this call goes on with a dropped interview; its turns and recording continue after the
+        earlier legs' `earlier_legs_ms` (the recording is appended to)."""
         self.store, self.interview_id, self.template = store, interview_id, template
         self.engines, self.voice, self.sample_rate = engines, voice, sample_rate
         phraser = FollowUpPhraser(engines.llm, deadline_s=engines.llm_deadline_s) \
             if engines.llm is not None else None
         # Callback times are the candidate's local time; "now" is the store's clock (tests move it).
         self.interviewer = Interviewer(template, candidate_name, phraser,
-                                       Listener(timezone=timezone, clock=store.clock))
+                                       Listener(timezone=timezone, clock=store.clock), resume=resume)
         self.vad = WebRtcVoiceActivity(voice.vad_aggressiveness, sample_rate)
-        self.endpointer = Endpointer(EndpointConfig.from_settings(voice))
         self.playback = Playback(sample_rate)
         self.phrases = engines.phrases(sample_rate)
-        self.recorder = StereoRecorder(recording_path, sample_rate) if recording_path else None
+        self.recorder = StereoRecorder(recording_path, sample_rate, append=resume is not None) \
+            if recording_path else None
         self.control: asyncio.Queue[ClearPlayback | Hangup] = asyncio.Queue()
         self.timings: list[TurnTiming] = []
         self.status: str | None = None  # the interview's final status once run() returns
-        self.media_ms = 0
+        # Media time goes on from the earlier legs, so one transcript's times match one recording.
+        self.media_ms = self.recorder.recorded_ms if self.recorder and self.recorder.recorded_ms else earlier_legs_ms
+        self.endpointer = Endpointer(EndpointConfig.from_settings(voice), start_ms=self.media_ms)
         self.idle = asyncio.Event()  # set while the session is not working out a reply
         self.idle.set()
         self._events: asyncio.Queue[_CandidateTurn | _Signal] = asyncio.Queue()
         self._preroll: deque[AudioFrame] = deque(maxlen=PREROLL_MS // 20)
         self._stt: _SttJob | None = None
         self._partial = ""
-        self._speech_started_ms = 0
-        self._last_voiced_ms = 0
+        self._speech_started_ms = self.media_ms
+        self._last_voiced_ms = self.media_ms
         self._silence_ms = 0  # media time with nobody speaking, since the AI last finished
         self._since_speech_ms = 0  # media time since the candidate last spoke (inactivity)
         self._timed_out = False
@@ -144,7 +150,8 @@ class InterviewSession:
         self._collecting: set[asyncio.Task] = set()  # turns whose final transcript is still coming
         # Lines every candidate of this template hears word for word: synthesized once per process.
         self._fixed_phrases = scripted_lines(template) | set(ACKNOWLEDGEMENTS)
-        self._opening = opening_sentences(template, candidate_name)
+        # What the call opens with, made before its first word (a resumed call opens with a question instead).
+        self._opening = () if resume is not None and resume.consented else opening_sentences(template, candidate_name)
 
     @classmethod
     def for_interview(cls, store: SessionStore, interview_id: str, *, engines: VoiceEngines, voice: VoiceSettings,
@@ -155,14 +162,21 @@ class InterviewSession:
         position = store.get_position(interview.position_id, interview.position_version)
         candidate = store.get_candidate(interview.candidate_id)
         recording = Path(recordings_dir) / f"{interview_id}.wav" if recordings_dir else None
+        resume, earlier_ms = None, 0
+        if interview.legs > 1:  # a resumed interview: go on from what the earlier legs stored
+            resume = ResumePoint.from_evaluations(store.turn_evaluations(interview_id).values())
+            earlier_ms = max((t.end_ms for t in store.turns(interview_id)), default=0) + RESUME_GAP_MS
         return cls(store=store, interview_id=interview_id, template=position.template,
                    candidate_name=first_name(candidate.name), engines=engines, voice=voice,
-                   sample_rate=sample_rate, recording_path=recording, timezone=candidate.timezone or "UTC")
+                   sample_rate=sample_rate, recording_path=recording, timezone=candidate.timezone or "UTC",
+                   resume=resume, earlier_legs_ms=earlier_ms)
 
     @staticmethod
     def opening_of(store: SessionStore, interview_id: str) -> tuple[str, ...]:
         """The sentences a stored interview's call opens with (to synthesize while the phone rings)."""
         interview = store.get_interview(interview_id)
+        if interview.legs > 1:  # a resumed call opens with its next question, made when the call is answered
+            return ()
         template = store.get_position(interview.position_id, interview.position_version).template
         return opening_sentences(template, first_name(store.get_candidate(interview.candidate_id).name))
 

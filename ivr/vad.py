@@ -86,9 +86,10 @@ class TurnEnded:
 class Endpointer:
     """Feed one VAD decision per 20 ms frame; it reports when a turn starts and when it ends."""
 
-    def __init__(self, config: EndpointConfig | None = None) -> None:
+    def __init__(self, config: EndpointConfig | None = None, start_ms: int = 0) -> None:
+        """`start_ms`: the media time of the first frame (a resumed interview goes on from its earlier legs)."""
         self.config = config or EndpointConfig()
-        self._now_ms = 0
+        self._now_ms = start_ms
         self.reset()
 
     @property

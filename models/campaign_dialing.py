@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from models.calling_window import next_call_time
-from models.campaign_settings import RETRY_OUTCOMES
+from models.campaign_settings import RETRY_OUTCOMES, resume_settings
 from models.db import dumps, fmt_time, immediate, new_id, parse_time
 from models.lifecycle import IllegalTransition, Status
 from models.records import CallAttempt, Campaign, Interview
@@ -66,6 +66,16 @@ def attempt_outcome(interview: Interview) -> str:
     if interview.status == Status.REPORT_READY:
         return "completed"
     return str(interview.status)
+
+
+def resumable(interview: Interview, settings: dict[str, Any], now: datetime) -> bool:
+    """A dropped interview may be called again to go on where it stopped: resumes left under the campaign's
+    `resume.max_resumes`, and created at most `resume.max_age_s` ago."""
+    if interview.status != Status.PARTIAL:
+        return False
+    resume = resume_settings(settings.get("resume", {}))
+    age_s = (now - parse_time(interview.created_at)).total_seconds()
+    return interview.legs <= resume["max_resumes"] and age_s <= resume["max_age_s"]
 
 
 class CampaignDialing:
@@ -163,10 +173,15 @@ class CampaignDialing:
                 previous = self._one("SELECT interview_id FROM call_attempts WHERE campaign_id = ? AND candidate_id = ? "
                                      "AND interview_id IS NOT NULL ORDER BY attempt_no DESC LIMIT 1",
                                      [cid, attempt.candidate_id])
-                interview, _token = self.create_interview(
-                    candidate_id=attempt.candidate_id, position_id=campaign.position_id, channel=campaign.channel,
-                    expires_at=parse_time(attempt.expires_at) if attempt.expires_at else now_dt + timedelta(days=7),
-                    campaign_id=cid, rerun_of=previous["interview_id"] if previous else None)
+                before = self.get_interview(previous["interview_id"]) if previous else None
+                if before is not None and resumable(before, settings, now_dt):
+                    # The line dropped mid-interview: the same interview goes on where it stopped.
+                    interview = self.reopen_to_resume(before.id, f"redialled to resume (attempt {attempt.attempt_no})")
+                else:
+                    interview, _token = self.create_interview(
+                        candidate_id=attempt.candidate_id, position_id=campaign.position_id, channel=campaign.channel,
+                        expires_at=parse_time(attempt.expires_at) if attempt.expires_at else now_dt + timedelta(days=7),
+                        campaign_id=cid, rerun_of=before.id if before else None)
                 lease = fmt_time(now_dt + timedelta(seconds=lease_s))
                 self.db["call_attempts"].update(attempt.id, {
                     "status": "active", "interview_id": interview.id, "lease_owner": owner, "lease_expires_at": lease,
@@ -216,7 +231,9 @@ class CampaignDialing:
                                                           attempt.attempt_no + 1, due_at=fmt_time(callback_at),
                                                           expires_at=attempt.expires_at))
         elif (outcome in RETRY_OUTCOMES and policy and campaign.status in ("running", "paused")
-                and attempt.attempt_no < policy["max_attempts"]):
+                and attempt.attempt_no < policy["max_attempts"]
+                and (outcome != "partial" or resumable(self.get_interview(attempt.interview_id), campaign.settings,
+                                                       moment))):
             due = moment + timedelta(seconds=policy["delay_s"])
             if attempt.expires_at is None or fmt_time(due) < attempt.expires_at:
                 retry = self.get_attempt(self._insert_attempt(attempt.campaign_id, attempt.candidate_id,

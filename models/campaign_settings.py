@@ -9,7 +9,8 @@ from typing import Any
 from models.validation import RuleViolation, ValidationError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-RETRY_OUTCOMES = ("no_answer", "busy", "failed", "voicemail")
+# partial: the line dropped (or the dialer died) mid-interview; its retry resumes the same interview.
+RETRY_OUTCOMES = ("no_answer", "busy", "failed", "voicemail", "partial")
 # (min, max, default)
 MAX_CONCURRENT_CALLS = (1, 64, 4)
 ATTEMPTS_PER_SECOND = (0.1, 10.0, 1.0)
@@ -17,7 +18,10 @@ INVITE_EXPIRY_DAYS = (1, 60, 7)
 RETRY_MAX_ATTEMPTS = (1, 10, 3)
 # (min, max); the default depends on the outcome: a busy line frees up sooner than an absent candidate.
 RETRY_DELAY_S = (60, 7 * 24 * 3600)
-RETRY_DEFAULT_DELAY_S = {"no_answer": 3600, "busy": 900, "failed": 1800, "voicemail": 3600}
+RETRY_DEFAULT_DELAY_S = {"no_answer": 3600, "busy": 900, "failed": 1800, "voicemail": 3600, "partial": 120}
+# Resuming a dropped interview: how many times, and up to how long after it first started.
+RESUME_MAX_RESUMES = (0, 5, 2)
+RESUME_MAX_AGE_S = (600, 7 * 24 * 3600, 24 * 3600)
 DEFAULT_WINDOW = {"start": "09:00", "end": "20:00", "weekdays": WEEKDAYS[:5]}
 HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 # Answering machines (SIP: dialer/sip/amd.py; Twilio: its own detection). Off by default: detection waits
@@ -26,7 +30,9 @@ VOICEMAIL_ACTIONS = ("hang_up", "leave_message")
 MAX_VOICEMAIL_MESSAGE_CHARS = 300
 DEFAULT_VOICEMAIL = {"detect": False, "action": "hang_up", "message": ""}
 
-_TOP_FIELDS = ("window", "max_concurrent_calls", "attempts_per_second", "retry", "invite_expiry_days", "voicemail")
+_TOP_FIELDS = ("window", "max_concurrent_calls", "attempts_per_second", "retry", "invite_expiry_days", "voicemail",
+               "resume")
+_RESUME_FIELDS = ("max_resumes", "max_age_s")
 _WINDOW_FIELDS = ("start", "end", "weekdays")
 _RETRY_FIELDS = ("delay_s", "max_attempts")
 _VOICEMAIL_FIELDS = ("detect", "action", "message")
@@ -43,7 +49,15 @@ def clean_campaign_settings(data: dict | None) -> dict[str, Any]:
         "retry": _retry(data.get("retry", {})),
         "invite_expiry_days": _integer(data, "invite_expiry_days", "", INVITE_EXPIRY_DAYS),
         "voicemail": _voicemail(data.get("voicemail", {})),
+        "resume": resume_settings(data.get("resume", {})),
     }
+
+
+def resume_settings(value: Any) -> dict[str, int]:
+    """`resume`, defaults filled in (also for campaigns stored before it existed)."""
+    resume = _object(value, _RESUME_FIELDS, "resume")
+    return {"max_resumes": _integer(resume, "max_resumes", "resume", RESUME_MAX_RESUMES),
+            "max_age_s": _integer(resume, "max_age_s", "resume", RESUME_MAX_AGE_S)}
 
 
 def _path(parent: str, key: str) -> str:

@@ -81,6 +81,7 @@ class Interview:
     end_reason: str | None = None  # why an answered call ended (the interviewer's words: stopped, declined, ...)
     callback_at: str | None = None  # the moment the candidate asked to be called back (ISO-8601, their offset)
     scheduled_for: str | None = None  # not dialed before this (a callback); None: as soon as possible
+    legs: int = 1  # calls this interview took: one more for each resume after a dropped call
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,13 @@ def _v4(db: sqlite_utils.Database) -> None:
                                   foreign_keys=[("interview_id", "interviews", "id")])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    """How many calls (legs) an interview took: a dropped interview that is resumed keeps its id, its
+    transcript and its recording, and counts one leg more."""
+    db["interviews"].add_column("legs", int, not_null_default=1)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 LATEST = len(MIGRATIONS)
 
 

@@ -275,7 +275,7 @@ class SessionStore(CampaignDialing):  # campaign attempts and do-not-call: model
             changes: dict[str, Any] = {"status": status.value, "updated_at": now}
             if status == Status.DIALING:
                 changes["attempt_count"] = current.attempt_count + 1
-            if status == Status.IN_PROGRESS:
+            if status == Status.IN_PROGRESS and current.started_at is None:  # a resumed leg keeps the first start
                 changes["started_at"] = now
             if status in ENDED and not current.ended_at:
                 changes["ended_at"] = now
@@ -298,6 +298,21 @@ class SessionStore(CampaignDialing):  # campaign attempts and do-not-call: model
         for listener in self.transition_listeners:
             listener(interview)
         return interview
+
+    def reopen_to_resume(self, iid: str, reason: str) -> Interview:
+        """A dropped interview (partial) is to be called again and go on where it stopped: the same
+        interview, transcript and recording, one leg more, back to `scheduled` for the dialer's claim.
+        The one way out of `partial`; the caller decides it may (models.campaign_dialing.resumable)."""
+        with immediate(self.db):
+            current = self.get_interview(iid)
+            if current.status != Status.PARTIAL:
+                raise IllegalTransition(current.status, Status.SCHEDULED)
+            self.db["interviews"].update(iid, {"status": Status.SCHEDULED.value, "ended_at": None,
+                                               "end_reason": None, "outcome_code": None,
+                                               "legs": current.legs + 1, "updated_at": self.now()})
+            self._emit("interview.status_changed", iid, {"from": current.status, "to": Status.SCHEDULED.value,
+                                                          "reason": reason, "leg": current.legs + 1})
+        return self.get_interview(iid)
 
     def schedule_callback(self, iid: str, at: datetime, *, after: timedelta = timedelta(days=7)) -> Interview | None:
         """The candidate asked to be called back at `at` (aware, their zone): kept on the interview, and
@@ -799,7 +814,7 @@ def _interview(row: dict) -> Interview:
                      row["campaign_id"], row["channel"], row["status"], row["attempt_count"], row["outcome_code"],
                      row["recording_path"], row["expires_at"], row["created_at"], row["updated_at"],
                      row["started_at"], row["ended_at"], row["rerun_of"], row["join_token_hash"],
-                     row.get("end_reason"), row.get("callback_at"), row.get("scheduled_for"))
+                     row.get("end_reason"), row.get("callback_at"), row.get("scheduled_for"), row.get("legs") or 1)
 
 
 def _turn(row: dict) -> Turn:

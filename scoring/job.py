@@ -41,11 +41,18 @@ class JobResult:
 
 
 def pending_interviews(store: SessionStore, limit: int = BATCH) -> list[str]:
-    """Finished interviews without any scorecard, oldest first."""
+    """Finished interviews without a scorecard made since they (last) ended, oldest first: a dropped
+    interview scored as partial is scored again once its resumed leg ends."""
     return [row["id"] for row in store.db.query(
         "SELECT id FROM interviews i WHERE status IN (?, ?) "
-        "AND NOT EXISTS (SELECT 1 FROM scorecards s WHERE s.interview_id = i.id) "
+        "AND NOT EXISTS (SELECT 1 FROM scorecards s WHERE s.interview_id = i.id AND s.created_at >= i.ended_at) "
         "ORDER BY ended_at, id LIMIT ?", [Status.COMPLETED.value, Status.PARTIAL.value, limit])]
+
+
+def scored_since_ended(store: SessionStore, interview_id: str) -> bool:
+    scorecards = store.scorecards(interview_id)
+    ended_at = store.get_interview(interview_id).ended_at
+    return bool(scorecards) and (ended_at is None or scorecards[-1].created_at >= ended_at)
 
 
 def _store_for(settings: Settings) -> SessionStore:
@@ -59,7 +66,7 @@ def score_in_worker(settings: Settings, interview_id: str, only_if_unscored: boo
     """Runs in the worker process: grade one interview with the worker's own store."""
     from scoring.scorecard import score_interview  # the worker imports the graders, the server need not
     store = _store_for(settings)
-    if only_if_unscored and store.scorecards(interview_id):
+    if only_if_unscored and scored_since_ended(store, interview_id):
         return JobResult(interview_id, None, None, os.getpid())
     scorecard = score_interview(store, interview_id, settings)
     return JobResult(interview_id, scorecard.id, scorecard.status, os.getpid())

@@ -177,10 +177,52 @@ def test_an_expired_lease_is_recovered_by_another_dialer(cstore: SessionStore, s
     assert interview.status == Status.PARTIAL and interview.outcome_code == "dialer_lost"
     assert [t.text for t in cstore.turns(talking.interview_id)] == ["Hello"]  # its transcript is kept
     assert talking_recovered.outcome == "partial"
-    # The failed one is retried after its delay, the unclaimed one now; the partial one never again.
+    # The failed one is retried after its delay, the unclaimed one now; the cut-off one resumes after its own.
     clock.advance(60)
     claims = cstore.claim_due_attempts(campaign.id, "new", limit=3, lease_s=30)
     assert sorted(c.phone for c in claims) == sorted([PHONES[1], PHONES[2]])
+    clock.advance(60)  # retry.partial's default delay: 120 s
+    [resumed] = cstore.claim_due_attempts(campaign.id, "new", limit=3, lease_s=30)
+    assert resumed.interview_id == talking.interview_id  # the same interview, its transcript kept
+    assert cstore.get_interview(resumed.interview_id).legs == 2
+
+
+def _drop(store: SessionStore, interview_id: str) -> None:
+    """An answered call that asked a question, then the line dropped."""
+    store.transition(interview_id, Status.DIALING)
+    store.transition(interview_id, Status.IN_PROGRESS)
+    turn = store.add_turn(interview_id, role="agent", text="Tell me about a hard call.", start_ms=0, end_ms=900)
+    store.set_turn_evaluation(interview_id, turn.turn_number, role="agent", kind="question", factor="Empathy")
+    store.transition(interview_id, Status.PARTIAL, outcome_code="remote_hangup")
+
+
+def test_a_dropped_interview_is_resumed_within_the_resume_policy(cstore: SessionStore, sample_template,
+                                                                  clock) -> None:
+    campaign = make_campaign(cstore, sample_template, PHONES[:2], max_concurrent_calls=2,
+                             retry={"partial": {"delay_s": 60, "max_attempts": 5}},
+                             resume={"max_resumes": 1, "max_age_s": 3600})
+    cstore.campaign_action(campaign.id, "start")
+    first, second = cstore.claim_due_attempts(campaign.id, "a", limit=2, lease_s=30)
+    _drop(cstore, first.interview_id)
+    retry = cstore.finish_attempt(first.attempt.id, "partial")
+    assert retry is not None and retry.due_at == "2030-01-09T12:01:00.000000Z"
+    clock.advance(60)
+    [again] = cstore.claim_due_attempts(campaign.id, "a", limit=2, lease_s=30)
+    interview = cstore.get_interview(again.interview_id)
+    assert again.interview_id == first.interview_id and interview.status == Status.SCHEDULED
+    assert interview.legs == 2 and interview.ended_at is None and interview.rerun_of is None
+    assert [t.text for t in cstore.turns(interview.id)] == ["Tell me about a hard call."]
+    reopened = [e for e in cstore.events(interview_id=interview.id) if e.data.get("to") == "scheduled"]
+    assert reopened and reopened[-1].data["from"] == "partial" and reopened[-1].data["leg"] == 2
+    started = interview.started_at
+    _drop(cstore, interview.id)
+    assert cstore.get_interview(interview.id).started_at == started  # the interview's start, not the leg's
+    assert cstore.finish_attempt(again.attempt.id, "partial") is None  # max_resumes 1: used up
+    # Too old to resume: the policy's max_age_s counts from the interview's creation.
+    _drop(cstore, second.interview_id)
+    clock.advance(3601)
+    assert cstore.finish_attempt(second.attempt.id, "partial") is None
+    assert cstore.campaign_progress(campaign.id)["partial"] == 2
 
 
 def _claim_in_process(path: str, campaign_id: str, owner: str, out) -> None:

@@ -10,10 +10,11 @@ import pytest
 from config.settings import LlmSettings
 from config.templates import load_template_file, sample_template_path
 from ivr.guard import contains_sensitive_topic, guard_question
-from ivr.interviewer import Interviewer, InterviewState, Reply, example_probe, sentences
+from ivr.interviewer import Interviewer, InterviewState, Reply, ResumePoint, example_probe, sentences
 from ivr.llm.embedded import EmbeddedChat
 from ivr.llm.ollama_llm import OllamaChat
 from ivr.phrasing import SYSTEM_PROMPT, FollowUpPhraser, does_the_job
+from models.records import TurnEvaluation
 from ollama_double import OllamaDouble
 
 TEMPLATE = load_template_file(sample_template_path())
@@ -443,3 +444,34 @@ async def test_a_callback_time_exchange_cannot_go_round_in_circles() -> None:
                  "no, thursday at five"):
         reply = await circling.on_candidate_turn(when)
     assert reply.end_call and circling.end_reason == "callback_scheduled" and circling.callback_at is None
+
+
+async def test_a_resumed_interview_goes_on_at_the_first_unanswered_question() -> None:
+    stored = [TurnEvaluation("int_x", 1, "agent", None, None, "greeting", None),
+              TurnEvaluation("int_x", 2, "candidate", None, None, "consent_yes", None),
+              TurnEvaluation("int_x", 3, "agent", FACTORS[0].name, None, "question", None),
+              TurnEvaluation("int_x", 4, "candidate", FACTORS[0].name, "q", "answer", {"score": 70}),
+              TurnEvaluation("int_x", 5, "agent", FACTORS[1].name, None, "question", None),
+              TurnEvaluation("int_x", 6, "candidate", FACTORS[1].name, "q", "answer", {"score": 60})]
+    resume = ResumePoint.from_evaluations(stored)
+    assert resume == ResumePoint(consented=True, answered=frozenset({FACTORS[0].name, FACTORS[1].name}))
+    interviewer = Interviewer(TEMPLATE, "Dana", resume=resume)
+    opening = interviewer.opening()
+    # No second consent question: a word about the drop, the recording reminder, then question 3.
+    assert "We got cut off, so let's pick up where we left off." in opening.say
+    assert "As before, this call is recorded." in opening.say
+    assert spoken(opening).endswith(FACTORS[2].questions[0]) and opening.factor == FACTORS[2].name
+    assert interviewer.state is InterviewState.QUESTIONS and interviewer.current_factor == FACTORS[2].name
+    reply = await interviewer.on_candidate_turn(CONCRETE[FACTORS[2].name])
+    assert reply.factor == FACTORS[3].name  # and on through the rest
+
+
+async def test_a_resume_before_consent_or_after_every_answer() -> None:
+    # Cut off before saying yes: the call starts over with the consent question.
+    fresh = Interviewer(TEMPLATE, "Dana", resume=ResumePoint(consented=False, answered=frozenset()))
+    assert fresh.opening().kind == "greeting" and fresh.state is InterviewState.CONSENT
+    # Cut off during the closing: only the closing is left.
+    done = Interviewer(TEMPLATE, "Dana", resume=ResumePoint(True, frozenset(f.name for f in FACTORS)))
+    closing = done.opening()
+    assert closing.end_call and done.end_reason == "completed" and spoken(closing).endswith(
+        " ".join(sentences(TEMPLATE.closing)))
