@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
+from config.sip_checks import SRTP_MODES, TRANSPORTS, public_address_ok, sip_problems
+
 ENV_PREFIX = "PHONESCREEN_"
 # Environment variables with this prefix that are not settings keys.
 ENV_RESERVED = {"PHONESCREEN_CONFIG"}
@@ -121,6 +123,17 @@ class SipSettings:
     ring_timeout_s: float = 45.0  # no answer by then: CANCEL, no_answer
     rtp_timeout_s: float = 10.0  # no RTP this long mid-interview: hang up, partial
     max_call_s: float = 1800.0  # a hard cap per call, whatever the interview does
+    # NAT: the address peers must reach us at, written in Contact, Via and the SDP; empty = bind_address
+    # (or, when that is 0.0.0.0, the host's default interface). The RTP range is rtp_port_start & co.
+    public_address: str = ""
+    keep_alive_s: int = 15  # UDP keep-alive to the registrar (0 = off); TLS connections send CRLF pings themselves
+    transport: str = "udp"  # udp | tls (worker N listens for TLS on TCP port + N)
+    tls_cert_file: str = ""  # PEM certificate (chain) we present; with tls_key_file, or neither (client only)
+    tls_key_file: str = ""
+    tls_key_password: str = ""  # if tls_key_file is encrypted
+    tls_ca_file: str = ""  # the CAs a peer's certificate must come from; empty = the system's bundle
+    tls_verify_peer: bool = True  # refuse a peer whose certificate is untrusted or not for its address
+    srtp: str = "off"  # off | optional | mandatory (SDES keys in the SDP, so only with transport = tls)
 
 
 @dataclass(frozen=True)
@@ -231,6 +244,10 @@ _CHECKS = {
     ("sip", "ring_timeout_s"): lambda v: 1 <= v <= 300,
     ("sip", "rtp_timeout_s"): lambda v: 1 <= v <= 300,
     ("sip", "max_call_s"): lambda v: 10 <= v <= 14400,
+    ("sip", "public_address"): public_address_ok,
+    ("sip", "keep_alive_s"): lambda v: 0 <= v <= 3600,
+    ("sip", "transport"): lambda v: v in TRANSPORTS,
+    ("sip", "srtp"): lambda v: v in SRTP_MODES,
     ("twilio", "machine_detection"): lambda v: v in ("", "Enable", "DetectMessageEnd"),
     ("twilio", "stream_token_ttl_s"): lambda v: 30 <= v <= 86400,
     ("scoring", "grader"): lambda v: v in ("auto", "evaluator", "feature", "llm"),
@@ -308,4 +325,7 @@ def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] 
             if check and not check(kwargs[key]):
                 raise SettingsError(f"{where}: value {kwargs[key]!r} is out of range")
         built[name] = cls(**kwargs)
+    for key, message in sip_problems(built["sip"]):  # keys that only make sense together, and TLS files
+        where = values["sip"][key][1] if key in values["sip"] else f"{source}: sip.{key} (unset)"
+        raise SettingsError(f"{where}: {message}")
     return Settings(**built, source=source)

@@ -310,6 +310,8 @@ class SessionStore(CampaignDialing):  # campaign attempts and do-not-call: model
             self.db["interviews"].update(iid, {"status": Status.SCHEDULED.value, "ended_at": None,
                                                "end_reason": None, "outcome_code": None,
                                                "legs": current.legs + 1, "updated_at": self.now()})
+            # A Twilio interview's next leg is a new call with its own stream token and call SID.
+            self.db.execute("DELETE FROM twilio_calls WHERE interview_id = ?", [iid])
             self._emit("interview.status_changed", iid, {"from": current.status, "to": Status.SCHEDULED.value,
                                                           "reason": reason, "leg": current.legs + 1})
         return self.get_interview(iid)

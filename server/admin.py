@@ -39,10 +39,6 @@ async def _to_dashboard(request: web.Request) -> web.StreamResponse:
     return see_other("/admin")
 
 
-def _timezone(request: web.Request) -> str:
-    return settings_of(request).interviews.default_timezone
-
-
 async def _event_stream(request: web.Request, snapshot: Callable[[], dict[str, Any]]) -> web.StreamResponse:
     """Send `snapshot()` now and again whenever it changes, until the page goes away or the session ends."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
@@ -71,8 +67,8 @@ async def _event_stream(request: web.Request, snapshot: Callable[[], dict[str, A
 
 @data_route
 async def dashboard_events(request: web.Request) -> web.StreamResponse:
-    store, voice, timezone = store_of(request), request.app[VOICE], _timezone(request)
-    return await _event_stream(request, lambda: admin_data.dashboard(store, voice, timezone))
+    store, voice, settings = store_of(request), request.app[VOICE], settings_of(request)
+    return await _event_stream(request, lambda: admin_data.dashboard(store, voice, settings))
 
 
 @data_route

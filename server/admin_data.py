@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from config.settings import Settings
+from dialer.channels import campaign_blocked_reason
 from models.db import fmt_time
 from models.lifecycle import ACTIVE, ENDED, Status
 from models.store import SessionStore
@@ -88,7 +90,8 @@ def active_calls(store: SessionStore, voice: VoiceRuntime) -> list[dict[str, Any
     return calls
 
 
-def campaign_progress(store: SessionStore) -> list[dict[str, Any]]:
+def campaign_progress(store: SessionStore, settings: Settings) -> list[dict[str, Any]]:
+    """The latest campaigns' progress bars, with why one cannot dial on this server (blocked_reason)."""
     campaigns = list(store.db.query(
         "SELECT id, name, status, channel, (SELECT COUNT(*) FROM campaign_candidates cc WHERE cc.campaign_id = "
         "campaigns.id) AS candidates FROM campaigns ORDER BY created_at DESC LIMIT ?", [CAMPAIGN_ROWS]))
@@ -101,7 +104,8 @@ def campaign_progress(store: SessionStore) -> list[dict[str, Any]]:
         active = sum(n for s, n in by_status.items() if s in ACTIVE)
         total = max(campaign["candidates"], sum(by_status.values()))
         result.append({**campaign, "total": total, "completed": completed, "failed": ended - completed,
-                       "active": active, "scheduled": by_status.get(Status.SCHEDULED.value, 0)})
+                       "active": active, "scheduled": by_status.get(Status.SCHEDULED.value, 0),
+                       "blocked_reason": campaign_blocked_reason(settings, campaign["channel"], campaign["status"])})
     return result
 
 
@@ -111,10 +115,10 @@ def recent_interviews(store: SessionStore) -> list[dict[str, Any]]:
         "JOIN candidates c ON c.id = i.candidate_id ORDER BY i.updated_at DESC, i.id LIMIT ?", [RECENT_ROWS]))
 
 
-def dashboard(store: SessionStore, voice: VoiceRuntime, timezone: str) -> dict[str, Any]:
+def dashboard(store: SessionStore, voice: VoiceRuntime, settings: Settings) -> dict[str, Any]:
     """Everything the dashboard shows at once; sent again whenever any of it changes."""
-    return {"counters": counters(store, timezone), "active": active_calls(store, voice),
-            "campaigns": campaign_progress(store), "recent": recent_interviews(store)}
+    return {"counters": counters(store, settings.interviews.default_timezone), "active": active_calls(store, voice),
+            "campaigns": campaign_progress(store, settings), "recent": recent_interviews(store)}
 
 
 def interview_list(store: SessionStore, *, page: int, page_size: int, status: str | None = None,

@@ -7,16 +7,17 @@ from typing import Any
 
 from aiohttp import web
 
+from dialer.channels import campaign_blocked_reason
 from models.campaign_dialing import CAMPAIGN_STATUSES, PROGRESS_KEYS
 from models.campaign_settings import (ATTEMPTS_PER_SECOND, DEFAULT_VOICEMAIL, DEFAULT_WINDOW, HHMM,
                                       INVITE_EXPIRY_DAYS, MAX_CONCURRENT_CALLS, MAX_VOICEMAIL_MESSAGE_CHARS,
-                                      RETRY_DEFAULT_DELAY_S, RETRY_DELAY_S, RETRY_MAX_ATTEMPTS, RETRY_OUTCOMES,
-                                      VOICEMAIL_ACTIONS, WEEKDAYS, clean_campaign_settings)
+                                      RESUME_MAX_AGE_S, RESUME_MAX_RESUMES, RETRY_DEFAULT_DELAY_S, RETRY_DELAY_S,
+                                      RETRY_MAX_ATTEMPTS, RETRY_OUTCOMES, VOICEMAIL_ACTIONS, WEEKDAYS, clean_campaign_settings)
 from models.records import Campaign
 from models.store import SessionStore
 from models.validation import ValidationError, check_text
 from scoring.export import campaign_results_csv
-from server.api_interviews import MAX_ID_CHARS, STATUSES, check_channel, check_id
+from server.api_interviews import MAX_ID_CHARS, STATUSES, check_channel, check_id, settings_of
 from server.http import Route, camel, camel_path, camelize, paging, read_json, reject_unknown, store_of
 from server.schemas import (COMPONENTS, ERROR_REF, PAGE_PARAMETERS, VISIBLE, json_body, json_ok, page_of, path_id,
                             ref)
@@ -37,13 +38,15 @@ def interview_counts(store: SessionStore, campaign_id: str) -> dict[str, int]:
     return counts
 
 
-def campaign_json(store: SessionStore, campaign: Campaign) -> dict[str, Any]:
+def campaign_json(request: web.Request, campaign: Campaign) -> dict[str, Any]:
     """Already camelCase, because byStatus is keyed by status values (in_progress), which the API's
     camelizing would rewrite; respond with web.json_response, not json_response."""
+    store = store_of(request)
     by_status = interview_counts(store, campaign.id)
     return {**camelize(campaign), "counts": {"candidates": len(campaign.candidate_ids),
                                              "interviews": sum(by_status.values()), "byStatus": by_status},
-            "progress": camelize(store.campaign_progress(campaign.id))}
+            "progress": camelize(store.campaign_progress(campaign.id)),
+            "blockedReason": campaign_blocked_reason(settings_of(request), campaign.channel, campaign.status)}
 
 
 # -- input checks ----------------------------------------------------------------------------------
@@ -83,7 +86,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
     page, page_size = paging(request)
     store = store_of(request)
     items, total = store.list_campaigns(page=page, page_size=page_size, position_id=request.query.get("positionId"))
-    return web.json_response({"items": [campaign_json(store, c) for c in items], "total": total, "page": page,
+    return web.json_response({"items": [campaign_json(request, c) for c in items], "total": total, "page": page,
                               "pageSize": page_size})
 
 
@@ -99,12 +102,12 @@ async def create_campaign(request: web.Request) -> web.Response:
     # Unknown position or candidate: NotFound -> 404 naming it; archived position -> Conflict -> 409.
     campaign = store.create_campaign(name=name, position_id=position_id, channel=channel, settings=settings,
                                      candidate_ids=candidate_ids)
-    return web.json_response(campaign_json(store, campaign), status=201)
+    return web.json_response(campaign_json(request, campaign), status=201)
 
 
 async def get_campaign(request: web.Request) -> web.Response:
     store = store_of(request)
-    return web.json_response(campaign_json(store, store.get_campaign(request.match_info["id"])))
+    return web.json_response(campaign_json(request, store.get_campaign(request.match_info["id"])))
 
 
 async def update_campaign(request: web.Request) -> web.Response:
@@ -120,7 +123,7 @@ async def update_campaign(request: web.Request) -> web.Response:
     if "candidate_ids" in body:
         changes["candidate_ids"] = check_candidate_ids(body["candidate_ids"])
     # Not a draft any more: Conflict -> 409.
-    return web.json_response(campaign_json(store, store.update_campaign(campaign.id, **changes)))
+    return web.json_response(campaign_json(request, store.update_campaign(campaign.id, **changes)))
 
 
 async def delete_campaign(request: web.Request) -> web.Response:
@@ -132,7 +135,7 @@ def _action(action: str):
     async def handler(request: web.Request) -> web.Response:
         store = store_of(request)
         # Not allowed from the campaign's status: Conflict -> 409 naming it.
-        return web.json_response(campaign_json(store, store.campaign_action(request.match_info["id"], action)))
+        return web.json_response(campaign_json(request, store.campaign_action(request.match_info["id"], action)))
     handler.__name__ = f"{action}_campaign"
     return handler
 
@@ -186,6 +189,12 @@ def _settings_schema(filled: bool) -> dict[str, Any]:
         }, anyOf=[  # leave_message needs a message to leave
             {"properties": {"action": {"enum": ["hang_up"]}}},
             {"required": ["action", "message"], "properties": {"message": {"pattern": VISIBLE}}}]),
+        "resume": obj({
+            "maxResumes": {**_integer(*RESUME_MAX_RESUMES), "description": "How many times a dropped interview "
+                           "(retry.partial) is called again to go on where it stopped; 0: never."},
+            "maxAgeS": {**_integer(*RESUME_MAX_AGE_S), "description": "Resume only interviews created at most "
+                        "this many seconds ago."},
+        }),
     })
 
 
@@ -198,6 +207,9 @@ _PROGRESS_DOC = ("The dialer's progress per candidate, from its latest call atte
                  "no answer, busy, voicemail, failed, or the call rejected with SIP 603), "
                  "skippedDnc (on the do-not-call list), cancelled, expired; `dialed` counts every call placed, "
                  "retries included. The same counts `phonescreen campaign status` shows.")
+_BLOCKED_DOC = ("Why this server cannot place the campaign's calls (its channel is not enabled or not "
+                "configured; the message names the setting), or null when it can or the campaign is over. A "
+                "blocked campaign waits: no attempt is used up, and it dials once the channel is set up.")
 _TIME = {"type": "string", "format": "date-time"}
 _ID_INPUT = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": VISIBLE}
 _NAME_INPUT = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": VISIBLE}
@@ -207,7 +219,8 @@ COMPONENTS["schemas"].update({
     "CampaignSettings": _settings_schema(filled=True),
     "CampaignSettingsInput": _settings_schema(filled=False),
     "Campaign": {"type": "object", "required": ["id", "name", "positionId", "channel", "status", "settings",
-                                                "candidateIds", "createdAt", "updatedAt", "counts", "progress"],
+                                                "candidateIds", "createdAt", "updatedAt", "counts", "progress",
+                                                "blockedReason"],
                  "properties": {
                      "id": _STRING, "name": _STRING, "positionId": _STRING,
                      "channel": {"type": "string", "enum": list(CAMPAIGN_CHANNELS)},
@@ -226,6 +239,7 @@ COMPONENTS["schemas"].update({
                      "progress": {"type": "object", "required": [camel(k) for k in PROGRESS_KEYS],
                                   "properties": {camel(k): {"type": "integer", "minimum": 0} for k in PROGRESS_KEYS},
                                   "description": _PROGRESS_DOC},
+                     "blockedReason": {"type": "string", "nullable": True, "description": _BLOCKED_DOC},
                  }},
     "CampaignCreate": {"type": "object", "additionalProperties": False,
                        "required": ["name", "positionId", "channel"],

@@ -23,7 +23,9 @@ def _template_from_json(body: dict[str, Any]) -> InterviewTemplate:
     try:
         return parse_template(body, "<api>")
     except TemplateError as exc:
-        if exc.message.startswith("duplicate factor name"):  # uniqueness across items: no JSON Schema states it
+        # Rules no OpenAPI 3.0 schema states: uniqueness across items, and job-fact topics (its schema objects
+        # have no propertyNames), so a schema-valid body may still break them: 422, not 400.
+        if exc.message.startswith(("duplicate factor name", "a topic must be")):
             raise RuleViolation(exc.message, camel_path(exc.field)) from None
         message = exc.message
         if message.startswith("unknown field"):  # it quotes field names ('max_follow_ups'): use the API's

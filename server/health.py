@@ -28,8 +28,7 @@ def _store(request: web.Request) -> tuple[bool, str]:
 
 
 def _media_workers(request: web.Request) -> tuple[bool, str]:
-    dialer = request.app[OPS].sip_dialer
-    pool = dialer.pool if dialer is not None else None
+    pool = request.app[OPS].media_pool()
     if pool is None:
         return True, "not started (they start with the first SIP call)"
     failed = [w.index for w in pool.workers if w.ready.done() and (w.ready.exception() or not w.process.is_alive())]
@@ -43,10 +42,9 @@ def _media_workers(request: web.Request) -> tuple[bool, str]:
 
 def _models(request: web.Request, workers_ok: bool) -> tuple[bool, str]:
     engines = request.app[VOICE].engines
-    dialer = request.app[OPS].sip_dialer
     if engines is not None:
         return True, "loaded in the server"
-    if dialer is not None and dialer.pool is not None:
+    if request.app[OPS].media_pool() is not None:
         return workers_ok, "loaded in the media workers" if workers_ok else "media workers are not ready"
     return True, "loaded on the first call"
 

@@ -1,6 +1,6 @@
 """Background jobs of `phonescreen serve`: expiring old invites, delivering webhooks, scoring finished
-interviews (in a worker process: scoring.job), dialing scheduled SIP interviews (server.sip_dialer) and
-running campaigns (dialer.campaign.scheduler, sharing its media worker pool),
+interviews (in a worker process: scoring.job), dialing (server.dialing: interviews created through the API
+and running campaigns, each on its own channel, whenever SIP or Twilio is enabled),
 deleting old transcripts and recordings (server.retention)."""
 from __future__ import annotations
 
@@ -46,24 +46,18 @@ async def score_interviews_forever(app: web.Application) -> None:
         worker.close()
 
 
-async def dial_sip_forever(app: web.Application) -> None:
+async def dial_forever(app: web.Application) -> None:
     from server.app import SETTINGS
-    from server.sip_dialer import SipDialer
-    from dialer.campaign.scheduler import CampaignScheduler
-    from dialer.sip.shared_pool import SharedPool
-    # One media worker pool for both dialers: interviews outside campaigns, and running campaigns.
-    shared = SharedPool(app[SETTINGS], app[STORE], on_state=app[METRICS].status_changed,
-                        on_done=app[METRICS].call_done)
-    dialer = SipDialer(app[SETTINGS], app[STORE], shared=shared)
-    app[OPS].sip_dialer = dialer  # health, metrics and the graceful shutdown see its pool
-    campaigns = asyncio.create_task(CampaignScheduler(app[SETTINGS], app[STORE], pool=shared).run(),
-                                    name="dial-campaigns")
-    try:
-        await dialer.run_forever()
-    finally:
-        campaigns.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await campaigns
+    from server.dialing import DialingJob
+    settings = app[SETTINGS]
+    twilio_calls = None
+    if settings.twilio.enabled:  # the REST client the status callbacks hang up with, made once
+        from server.twilio_endpoints import calls_of
+        twilio_calls = calls_of(app)
+    job = DialingJob(settings, app[STORE], twilio_calls=twilio_calls, on_state=app[METRICS].status_changed,
+                     on_done=app[METRICS].call_done)
+    app[OPS].dialing = job  # health, metrics and the graceful shutdown see its media worker pool
+    await job.run_forever()
 
 
 async def apply_retention_forever(app: web.Application) -> None:
@@ -73,12 +67,13 @@ async def apply_retention_forever(app: web.Application) -> None:
 
 
 async def start_background_jobs(app: web.Application) -> AsyncIterator[None]:
+    from dialer.channels import any_phone_channel
     from server.app import SETTINGS
     tasks = [asyncio.create_task(expire_invites_forever(app), name="expire-invites"),
              asyncio.create_task(deliver_webhooks_forever(app), name="deliver-webhooks"),
              asyncio.create_task(score_interviews_forever(app), name="score-interviews"),
              asyncio.create_task(apply_retention_forever(app), name="retention"),
-             *([asyncio.create_task(dial_sip_forever(app), name="dial-sip")] if app[SETTINGS].sip.enabled else [])]
+             *([asyncio.create_task(dial_forever(app), name="dial")] if any_phone_channel(app[SETTINGS]) else [])]
     yield
     for task in tasks:
         task.cancel()

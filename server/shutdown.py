@@ -17,7 +17,7 @@ from server.voice import VOICE, VoiceRuntime
 
 if TYPE_CHECKING:
     from dialer.sip.pool import MediaWorkerPool
-    from server.sip_dialer import SipDialer
+    from server.dialing import DialingJob
 
 log = logging.getLogger("phonescreen.server")
 POLL_S = 0.2
@@ -26,16 +26,12 @@ POLL_S = 0.2
 @dataclass
 class Operations:
     """What the health checks, metrics and shutdown need to see of the running server."""
-    sip_dialer: "SipDialer | None" = None  # set by the background job that dials SIP interviews
+    dialing: "DialingJob | None" = None  # set by the background job that dials interviews (server/dialing.py)
     stopping: bool = False
 
     def media_pool(self) -> "MediaWorkerPool | None":
-        """The process's media worker pool once a SIP call started it (the dialer's own, or the one it
-        shares with the campaign scheduler)."""
-        dialer = self.sip_dialer
-        if dialer is None:
-            return None
-        return dialer.pool or (dialer.shared.pool if dialer.shared is not None else None)
+        """The process's media worker pool once a SIP call (through the API or a campaign) started it."""
+        return self.dialing.media_pool if self.dialing is not None else None
 
     def pool_restarts(self) -> int:
         pool = self.media_pool()
@@ -51,8 +47,8 @@ async def wind_down(app: web.Application) -> None:
     ops.stopping = True
     log.info("shutting down: no new calls; active interviews get %g s to finish", server.shutdown_grace_s)
     jobs = [_wind_down_sessions(app[VOICE], server.shutdown_grace_s, server.shutdown_goodbye_s)]
-    if ops.sip_dialer is not None:
-        jobs.append(ops.sip_dialer.wind_down(server.shutdown_grace_s, server.shutdown_goodbye_s))
+    if ops.dialing is not None:
+        jobs.append(ops.dialing.wind_down(server.shutdown_grace_s, server.shutdown_goodbye_s))
     await asyncio.gather(*jobs)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import re
 import shutil
 import socket
 import struct
@@ -121,13 +122,14 @@ def _ip_checksum(header: bytes) -> int:
 
 
 # -- processes ---------------------------------------------------------------------------------------------
-def _wait_until_bound(process: subprocess.Popen, port: int, what: str, log: Path) -> None:
+def _wait_until_bound(process: subprocess.Popen, port: int, what: str, log: Path,
+                      kind: int = socket.SOCK_DGRAM) -> None:
     """Until the peer holds its SIP port (binding it ourselves fails), or it exits, or time is up."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode} while starting:\n{_tail(log)}")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        with socket.socket(socket.AF_INET, kind) as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
@@ -237,9 +239,18 @@ class BaresipPhone:
     process: subprocess.Popen
     port: int
     workdir: Path
+    tls: bool = False  # baresip listens for TLS on port + 1
 
     def uri(self, user: str = "bot") -> str:
+        if self.tls:
+            return f"sip:{user}@127.0.0.1:{self.port + 1};transport=tls"
         return f"sip:{user}@127.0.0.1:{self.port}"
+
+    def sip_messages(self) -> list[tuple[str, str]]:
+        """With `sip_trace`: every SIP message baresip sent or received, as ("TLS a -> b", message text)."""
+        text = (self.workdir / "stdout.log").read_text(errors="replace")
+        parts = re.split(r"^((?:UDP|TCP|TLS) \S+ -> \S+)$", text, flags=re.MULTILINE)
+        return [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
 
     def recording(self, direction: str = "dec") -> Path:
         """sndfile's dump of the call: "dec" is what baresip heard, "enc" what it sent."""
@@ -251,14 +262,16 @@ class BaresipPhone:
 
 
 @contextlib.contextmanager
-def baresip(tmp_path: Path, source_wav: Path, *, name: str = "baresip") -> Iterator[BaresipPhone]:
+def baresip(tmp_path: Path, source_wav: Path, *, name: str = "baresip", certificate: Path | None = None,
+            mediaenc: str = "", sip_trace: bool = False) -> Iterator[BaresipPhone]:
     """baresip on 127.0.0.1 auto-answering sip:bot@, sending `source_wav` (8 kHz mono PCM16; it hangs up
     when the file ends) and recording both directions with the sndfile module. No sound card: the player
-    is ALSA's null device."""
+    is ALSA's null device. `certificate` (certificate and key in one PEM) makes it answer over TLS too,
+    `mediaenc` ("srtp-mand", "srtp") sets its media encryption, `sip_trace` logs every SIP message."""
     binary = require_binary(BARESIP, "baresip-core")
     workdir = tmp_path / name
     (workdir / "recordings").mkdir(parents=True)
-    port, rtp_ports = free_port_block(1), free_port_block(10)
+    port, rtp_ports = free_port_block(2), free_port_block(10)  # port + 1: its TLS listener
     config = {
         "poll_method": "epoll",
         "sip_listen": f"127.0.0.1:{port}",
@@ -271,18 +284,25 @@ def baresip(tmp_path: Path, source_wav: Path, *, name: str = "baresip") -> Itera
         "module_path": BARESIP_MODULES,
         "snd_path": workdir / "recordings",
     }
+    if certificate:
+        config["sip_certificate"] = certificate
+    modules = ["g711.so", "aufile.so", "sndfile.so", "alsa.so"] + (["srtp.so"] if mediaenc else [])
     lines = [f"{key}\t{value}" for key, value in config.items()]
-    lines += [f"module\t{module}" for module in ("g711.so", "aufile.so", "sndfile.so", "alsa.so")]
+    lines += [f"module\t{module}" for module in modules]
     lines.append("module_app\taccount.so")
     (workdir / "config").write_text("\n".join(lines) + "\n")
-    (workdir / "accounts").write_text("<sip:bot@127.0.0.1>;regint=0;answermode=auto;audio_codecs=PCMU/8000/1\n")
+    aor = "<sip:bot@127.0.0.1;transport=tls>" if certificate else "<sip:bot@127.0.0.1>"
+    extra = f";mediaenc={mediaenc}" if mediaenc else ""
+    (workdir / "accounts").write_text(f"{aor};regint=0;answermode=auto;audio_codecs=PCMU/8000/1{extra}\n")
     with open(workdir / "stdout.log", "wb") as stdout:
         # -n: without it baresip takes the first non-loopback interface's address for SIP and SDP.
-        process = subprocess.Popen([binary, "-f", str(workdir), "-n", "127.0.0.1"], cwd=workdir,
-                                   stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT)
-    phone = BaresipPhone(process, port, workdir)
+        process = subprocess.Popen([binary, "-f", str(workdir), "-n", "127.0.0.1"] + (["-s"] if sip_trace else []),
+                                   cwd=workdir, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT)
+    phone = BaresipPhone(process, port, workdir, tls=certificate is not None)
     try:
         _wait_until_bound(process, port, "baresip", workdir / "stdout.log")
+        if certificate:
+            _wait_until_bound(process, port + 1, "baresip (TLS)", workdir / "stdout.log", socket.SOCK_STREAM)
         yield phone
     finally:
         _stop(process)

@@ -16,9 +16,11 @@ DEFAULTS = {
     "max_concurrent_calls": 4,
     "attempts_per_second": 1.0,
     "retry": {"no_answer": {"delay_s": 3600, "max_attempts": 3}, "busy": {"delay_s": 900, "max_attempts": 3},
-              "failed": {"delay_s": 1800, "max_attempts": 3}, "voicemail": {"delay_s": 3600, "max_attempts": 3}},
+              "failed": {"delay_s": 1800, "max_attempts": 3}, "voicemail": {"delay_s": 3600, "max_attempts": 3},
+              "partial": {"delay_s": 120, "max_attempts": 3}},
     "invite_expiry_days": 7,
     "voicemail": {"detect": False, "action": "hang_up", "message": ""},
+    "resume": {"max_resumes": 2, "max_age_s": 86400},
 }
 
 

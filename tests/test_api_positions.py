@@ -179,6 +179,12 @@ async def test_duplicate_factor_names_are_422_as_documented(api, template_json) 
         assert error["field"] == "factors[1].name" and "duplicate" in error["message"], error
 
 
+async def test_an_empty_job_fact_topic_is_422(api, template_json) -> None:
+    """OpenAPI 3.0 has no propertyNames, so a blank topic passes the schema: the rule answers 422 (fuzz run)."""
+    error = await error_of(await api.post(BASE, json={**template_json, "jobFacts": {" ": "Nine to five."}}), 422)
+    assert error["field"] == "jobFacts" and "topic" in error["message"]
+
+
 async def test_the_template_schema_states_what_the_api_accepts(api, template_json) -> None:
     """The OpenAPI Template schema (used by the fuzz run) agrees with the validator on these bodies."""
     schema = jsonschema_rs.Draft4Validator({"$ref": "#/components/schemas/Template", "components": COMPONENTS})

@@ -266,3 +266,19 @@ def test_a_callback_request_becomes_the_next_attempt_at_that_time(cstore: Sessio
     callback = cstore.finish_attempt(claim.attempt.id, "callback_scheduled")
     assert callback is not None and callback.attempt_no == 2 and callback.due_at == "2030-01-10T16:00:00.000000Z"
     assert cstore.campaign_progress(campaign.id)["retry_pending"] == 1
+
+
+def test_a_resumed_twilio_interview_gets_a_new_call(cstore: SessionStore, sample_template, clock) -> None:
+    campaign = make_campaign(cstore, sample_template, PHONES[:1], channel="twilio",
+                             retry={"partial": {"delay_s": 60, "max_attempts": 2}})
+    cstore.campaign_action(campaign.id, "start")
+    [claim] = cstore.claim_due_attempts(campaign.id, "a", limit=1, lease_s=30)
+    cstore.issue_stream_token(claim.interview_id, 60)
+    assert cstore.bind_twilio_call_sid(claim.interview_id, "CA" + "1" * 32)
+    _drop(cstore, claim.interview_id)
+    cstore.finish_attempt(claim.attempt.id, "partial")
+    clock.advance(60)
+    [again] = cstore.claim_due_attempts(campaign.id, "a", limit=1, lease_s=30)
+    assert again.interview_id == claim.interview_id
+    cstore.issue_stream_token(again.interview_id, 60)  # one Twilio call per leg, not per interview
+    assert cstore.bind_twilio_call_sid(again.interview_id, "CA" + "2" * 32)

@@ -5,13 +5,15 @@ slots allow, and places each call: SIP through the process's shared media worker
 REST API (the server's status callbacks and media stream take it from there). When a call ends the
 attempt gets its outcome and the retry policy is applied by the store.
 
+Given `channel_problem` (serve's dialing job), a campaign whose channel cannot dial here is not claimed
+from: it waits, its attempts untouched, and the API and dashboard say why (dialer/channels.py).
+
 Several schedulers (processes) may run against one store: claims and leases keep them from calling one
 candidate twice, and a dead one's attempts are taken over once its leases run out. Time for due dates,
 windows and leases is the store's clock (tests move it); pacing runs on the monotonic clock."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -21,16 +23,16 @@ from typing import Callable
 
 from config.settings import Settings
 from dialer.campaign.pacing import TokenBucket
+from dialer.channels import TWILIO_SLOTS, fail_unplaced
 from dialer.sip.shared_pool import SharedPool
 from dialer.sip.targets import NoRoute, sip_target
 from models.campaign_dialing import NO_ROUTE, Claim, attempt_outcome
-from models.lifecycle import ENDED, IllegalTransition, Status
+from models.lifecycle import ENDED, IllegalTransition
 from models.records import Campaign
 from models.store import SessionStore
 
 log = logging.getLogger("phonescreen.campaigns")
 DEFAULT_LEASE_S = 30.0
-TWILIO_SLOTS = 64  # Twilio calls hold no local media worker; the campaign's own cap still applies
 TWILIO_POLL_S = 1.0
 DIALER_ERROR = "dialer_error"
 
@@ -44,9 +46,14 @@ class CampaignScheduler:
     def __init__(self, settings: Settings, store: SessionStore, *, pool: SharedPool | None = None,
                  campaign_ids: list[str] | None = None, owner: str | None = None, lease_s: float = DEFAULT_LEASE_S,
                  poll_interval_s: float = 0.5, monotonic: Callable[[], float] = time.monotonic,
-                 twilio_calls: object | None = None) -> None:
-        """`campaign_ids`: only these campaigns (the CLI's `campaign run`); None: every running campaign."""
+                 twilio_calls: object | None = None,
+                 channel_problem: Callable[[str], str | None] | None = None) -> None:
+        """`campaign_ids`: only these campaigns (the CLI's `campaign run`); None: every running campaign.
+        `channel_problem(channel)`: why that channel cannot dial here (its campaigns then wait); None: no check."""
         self.settings, self.store = settings, store
+        self.channel_problem = channel_problem
+        self.dialing = True  # False once the server is shutting down: calls under way go on, no new ones
+        self.blocked: dict[str, str] = {}  # campaign id -> why it waits (logged once per reason)
         self.pool = pool or SharedPool(settings, store)
         self.campaign_ids = campaign_ids
         self.owner = owner or new_owner()
@@ -83,7 +90,7 @@ class CampaignScheduler:
         for campaign in self._campaigns():
             if campaign.status == "cancelled":
                 self._hang_up(campaign.id)
-            elif campaign.status == "running":
+            elif campaign.status == "running" and self.dialing and self._can_dial(campaign):
                 self._claim(campaign)
 
     def _campaigns(self) -> list[Campaign]:
@@ -92,6 +99,15 @@ class CampaignScheduler:
         running = self.store.running_campaigns()
         mine = set(self.campaign_of.values()) - {c.id for c in running}
         return [*running, *(self.store.get_campaign(cid) for cid in mine)]
+
+    def _can_dial(self, campaign: Campaign) -> bool:
+        problem = self.channel_problem(campaign.channel) if self.channel_problem is not None else None
+        if problem is None:
+            self.blocked.pop(campaign.id, None)
+        elif self.blocked.get(campaign.id) != problem:
+            self.blocked[campaign.id] = problem
+            log.warning("campaign %s waits: %s", campaign.id, problem)
+        return problem is None
 
     def _heartbeat(self) -> None:
         if self.monotonic() - self.last_heartbeat < self.lease_s / 3:
@@ -146,7 +162,7 @@ class CampaignScheduler:
             raise
         except Exception:
             log.exception("campaign call failed", extra={"interview_id": iid})
-            self._end_interview(iid, DIALER_ERROR)
+            fail_unplaced(self.store, iid, DIALER_ERROR)
         finally:
             self.active.pop(aid, None)
             self.campaign_of.pop(aid, None)
@@ -165,28 +181,16 @@ class CampaignScheduler:
             target = sip_target(phone, self.settings.sip)
         except NoRoute as exc:
             log.error("cannot dial: %s", exc, extra={"interview_id": iid})
-            self._end_interview(iid, NO_ROUTE)
+            fail_unplaced(self.store, iid, NO_ROUTE)
             return None
         pool = await self.pool.get()
         result = await pool.dial(iid, target)
         return result.sip_code
 
     async def _dial_twilio(self, iid: str) -> None:
-        from dialer.twilio.calls import TwilioCallError, place_twilio_call
-        try:
-            await place_twilio_call(self.settings, self.store, iid, calls=self.twilio_calls)
-        except TwilioCallError:
-            return  # the interview ended failed with Twilio's code
-        # Status callbacks and the media stream (in the server) end the interview; wait for that, bounded.
-        deadline = self.monotonic() + self.settings.sip.ring_timeout_s + self.settings.sip.max_call_s + 60
-        while self.store.get_interview(iid).status not in ENDED and self.monotonic() < deadline:
-            await asyncio.sleep(TWILIO_POLL_S)
-
-    def _end_interview(self, iid: str, code: str) -> None:
-        """A call that could not be placed ends failed (through dialing, as the lifecycle wants)."""
-        for status in (Status.DIALING, Status.FAILED):
-            with contextlib.suppress(IllegalTransition):
-                self.store.transition(iid, status, outcome_code=code if status == Status.FAILED else None)
+        from dialer.twilio.calls import call_until_ended  # the twilio library loads only for Twilio campaigns
+        await call_until_ended(self.settings, self.store, iid, calls=self.twilio_calls, poll_s=TWILIO_POLL_S,
+                               monotonic=self.monotonic)
 
     async def close(self, *, hang_up: bool = False, timeout_s: float = 30.0) -> None:
         """Wait for our calls to end (or hang them up first); attempts still open are left to lease recovery."""

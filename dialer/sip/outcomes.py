@@ -18,3 +18,14 @@ def unanswered_status(status_code: int, *, ring_timeout: bool) -> Status:
     if status_code in DECLINED_CODES:
         return Status.DECLINED
     return Status.FAILED
+
+
+TLS_VERIFY_FAILED = "tls_verify_failed"
+
+
+def unanswered_code(status_code: int, reason: str) -> int | str | None:
+    """The outcome code stored for an unanswered call: the SIP code, except when the TLS peer's certificate
+    was refused. pjsip reports that as a 503 like any other transport error; the reason text tells them apart."""
+    if "PJSIP_TLS_ECERTVERIF" in reason:
+        return TLS_VERIFY_FAILED
+    return status_code or None

@@ -17,7 +17,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Callable
 
-from config.settings import Settings
+from config.settings import Settings, SettingsError
+from config.sip_checks import sip_problems
+from dialer.sip.targets import with_transport
 from dialer.sip.worker import worker_log_path, worker_main
 from models.lifecycle import IllegalTransition, Status
 from models.store import SessionStore
@@ -106,7 +108,11 @@ class MediaWorkerPool:
 
     async def start(self) -> None:
         """Start the workers and wait until each is ready; raises (RuntimeError naming the cause, or
-        TimeoutError) if one cannot start, after stopping the others."""
+        TimeoutError) if one cannot start, after stopping the others; SettingsError for SIP settings that
+        were built in code and never checked by load_settings (a TLS key that does not load ...)."""
+        if problems := sip_problems(self.settings.sip):
+            key, message = problems[0]
+            raise SettingsError(f"sip.{key}: {message}")
         self.workers = [self._spawn(index) for index in range(self.settings.sip.workers)]
         try:
             await asyncio.wait_for(asyncio.gather(*(w.ready for w in self.workers)), WORKER_START_TIMEOUT_S)
@@ -143,6 +149,8 @@ class MediaWorkerPool:
             done = asyncio.get_running_loop().create_future()
             worker.calls[interview_id] = done
         self._notify(interview_id, Status.DIALING)
+        # Every caller (API dialer, campaigns, `phonescreen call`, tests) comes through here: the transport once.
+        target = with_transport(target, self.settings.sip)
         worker.conn.send({"op": "dial", "interview_id": interview_id, "target": target})
         return await done
 

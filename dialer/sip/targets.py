@@ -26,3 +26,13 @@ def sip_target(destination: str, sip: SipSettings) -> str:
     if not sip.domain:
         raise NoRoute("sip.domain is not set, so phone numbers cannot be dialed (set PHONESCREEN_SIP_DOMAIN)")
     return f"sip:{destination}@{sip.domain}"
+
+
+def with_transport(uri: str, sip: SipSettings) -> str:
+    """The URI to send to over the configured transport. With sip.transport = tls a sip: URI without a
+    transport of its own gets ;transport=tls: pjsip would look for UDP, which a TLS-only endpoint lacks.
+    sips: URIs mean TLS already; an explicit transport is the operator's choice and kept."""
+    if sip.transport != "tls" or not uri.startswith("sip:") or ";transport=" in uri.lower():
+        return uri
+    head, question, headers = uri.partition("?")
+    return f"{head};transport=tls{question}{headers}"

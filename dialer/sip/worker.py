@@ -29,10 +29,11 @@ import pjsua2 as pj
 
 from config.settings import Settings
 from dialer.leg import bridge
+from dialer.sip.account import WorkerAccount
 from dialer.sip.call import SipCall
 from dialer.sip.endpoint import EndpointPlan, account_config, poll_forever, start_endpoint
 from dialer.sip.media import RATE, ports
-from dialer.sip.outcomes import unanswered_status
+from dialer.sip.outcomes import unanswered_code, unanswered_status
 from dialer.sip.voicemail import screen_for_voicemail
 from ivr.engines import load_engines
 from ivr.session import InterviewSession
@@ -84,7 +85,7 @@ class MediaWorker:
         plan = EndpointPlan.for_worker(self.sip, self.index)
         try:
             self.endpoint = start_endpoint(plan, self.sip.codecs)
-            self.account = pj.Account()
+            self.account = WorkerAccount()  # refuses INVITEs nobody asked for (403)
             self.account.create(account_config(plan, self.sip))
         except pj.Error as exc:  # the pool's start() fails with this reason
             hint = " (another process holds it: set sip.port, e.g. PHONESCREEN_SIP_PORT)" \
@@ -211,7 +212,7 @@ class MediaWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(call.disconnected.wait(), DISCONNECT_WAIT_S)
             status = unanswered_status(call.status_code, ring_timeout=ring_timeout)
-            self._status(iid, status, call.status_code or None)
+            self._status(iid, status, unanswered_code(call.status_code, call.reason))
             return status
         # Campaigns that ask for it: an answering machine never hears the interview (dialer/sip/voicemail.py).
         machine = await screen_for_voicemail(self.store, iid, call.leg, self.engines)

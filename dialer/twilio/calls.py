@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Awaitable, TypeVar
+import time
+from typing import Awaitable, Callable, TypeVar
 
 from aiohttp import ClientError
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -20,7 +21,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 
 from config.settings import Settings, TwilioSettings
 from dialer.twilio.settings_check import check_twilio_settings
-from models.lifecycle import IllegalTransition, Status
+from models.lifecycle import ENDED, IllegalTransition, Status
 from models.store import Conflict, SessionStore
 from models.validation import mask_phone
 
@@ -32,6 +33,7 @@ STREAM_PATH = "/twilio/stream"
 STATUS_PATH = "/twilio/status"
 INTERVIEW_PARAM = "interviewId"  # in the stream's <Parameter>s and the status callback's query
 TOKEN_PARAM = "streamToken"
+CALL_POLL_S = 1.0  # how often a dialer looks whether its call has ended
 
 
 class TwilioCallError(Exception):
@@ -41,26 +43,32 @@ class TwilioCallError(Exception):
 
 
 class TwilioCalls:
-    """The REST side of the channel for one account: create a call, end a call."""
+    """The REST side of the channel for one account: create a call, end a call. Safe to share between
+    calls under way at once (the dialers and the status callbacks of one server share one)."""
 
     def __init__(self, settings: TwilioSettings) -> None:
         self.settings = settings
-        # No pooled session: it would have to be opened and closed with an event loop; calls are rare.
-        http = AsyncTwilioHttpClient(pool_connections=False)
-        self.client = Client(settings.account_sid, settings.auth_token, http_client=http)
-        if settings.api_base_url:
-            self.client.api.base_url = settings.api_base_url.rstrip("/")
+
+    def _client(self) -> Client:
+        """A client per request: the library's async HTTP client keeps the last response on itself, so
+        two requests at once on one client can each get the other's answer (a call SID bound to the wrong
+        interview). No pooled session either: it would have to be opened and closed with an event loop."""
+        client = Client(self.settings.account_sid, self.settings.auth_token,
+                        http_client=AsyncTwilioHttpClient(pool_connections=False))
+        if self.settings.api_base_url:
+            client.api.base_url = self.settings.api_base_url.rstrip("/")
+        return client
 
     async def place(self, *, to: str, twiml: str, status_callback: str) -> str:
         """Create the call; returns its SID."""
         options = {"machine_detection": self.settings.machine_detection} if self.settings.machine_detection else {}
-        call = await _rest("place the call", self.client.calls.create_async(
+        call = await _rest("place the call", self._client().calls.create_async(
             to=to, from_=self.settings.from_number, twiml=twiml, status_callback=status_callback,
             status_callback_event=STATUS_EVENTS, status_callback_method="POST", **options))
         return call.sid
 
     async def hang_up(self, call_sid: str) -> None:
-        await _rest("end the call", self.client.calls(call_sid).update_async(status="completed"))
+        await _rest("end the call", self._client().calls(call_sid).update_async(status="completed"))
 
 
 async def _rest(what: str, request: Awaitable[T]) -> T:
@@ -122,3 +130,18 @@ async def place_twilio_call(settings: Settings, store: SessionStore, interview_i
     store.bind_twilio_call_sid(interview_id, call_sid)
     log.info("twilio call placed", extra={**extra, "call_sid": call_sid})
     return call_sid
+
+
+async def call_until_ended(settings: Settings, store: SessionStore, interview_id: str, *,
+                           calls: TwilioCalls | None = None, poll_s: float = CALL_POLL_S,
+                           monotonic: Callable[[], float] = time.monotonic) -> None:
+    """Place the call, then wait until the status callbacks and the media stream (in the server) have ended
+    the interview, bounded by the longest a call may ring and last: a dialer's slot stays taken while its
+    call goes on. A call Twilio refused returns at once (the interview ended failed)."""
+    try:
+        await place_twilio_call(settings, store, interview_id, calls=calls)
+    except TwilioCallError:
+        return
+    deadline = monotonic() + settings.sip.ring_timeout_s + settings.sip.max_call_s + 60
+    while store.get_interview(interview_id).status not in ENDED and monotonic() < deadline:
+        await asyncio.sleep(poll_s)

@@ -14,9 +14,17 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 def check_twilio_settings(settings: Settings) -> None:
     """Raise SettingsError listing every problem when the Twilio channel is enabled but unusable."""
+    problems = twilio_problems(settings)
+    if problems:
+        raise SettingsError(f"{settings.source}: the Twilio channel is enabled but misconfigured:\n  "
+                            + "\n  ".join(problems))
+
+
+def twilio_problems(settings: Settings) -> list[str]:
+    """Each problem of an enabled Twilio channel's settings, naming its key; [] when disabled or usable."""
     twilio = settings.twilio
     if not twilio.enabled:
-        return
+        return []
     problems = []
     if not ACCOUNT_SID.fullmatch(twilio.account_sid):
         problems.append("twilio.account_sid: must be the Account SID from Twilio's console: 'AC' and 32 hex digits")
@@ -35,9 +43,7 @@ def check_twilio_settings(settings: Settings) -> None:
     if twilio.api_base_url and not _reachable_url(twilio.api_base_url):
         problems.append(f"twilio.api_base_url: must be an https URL (or http on 127.0.0.1); got "
                         f"{twilio.api_base_url!r}")
-    if problems:
-        raise SettingsError(f"{settings.source}: the Twilio channel is enabled but misconfigured:\n  "
-                            + "\n  ".join(problems))
+    return problems
 
 
 def _reachable_url(url: str) -> bool:

@@ -56,6 +56,9 @@ function renderCampaigns(campaigns) {
     return el("div", { className: "campaign", dataset: { campaign: c.id } },
       el("div", { className: "campaign-head" }, el("strong", {}, c.name), " ",
         el("span", { className: "muted" }, channelLabel(c.channel) + " · " + c.status)),
+      // A campaign whose channel cannot dial on this server waits: say why, not just "running".
+      c.blockedReason ? el("div", { className: "blocked small", role: "status" }, "Cannot dial: " + c.blockedReason)
+        : null,
       bar,
       el("div", { className: "muted small" },
         `${c.completed + c.failed} of ${c.total} done · ${c.completed} completed · ${c.failed} failed · ` +
