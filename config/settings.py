@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from config.sip_checks import SRTP_MODES, TRANSPORTS, public_address_ok, sip_problems
 
@@ -148,6 +150,16 @@ class TwilioSettings:
 
 
 @dataclass(frozen=True)
+class HandoffSettings:
+    """Where a candidate who asks for a person is put through, and when recruiters take calls."""
+    sip_uri: str = ""  # a SIP call is transferred here (REFER), e.g. sip:recruiters@pbx.example.com; "" = never
+    phone: str = ""  # a Twilio call is put through here (<Dial>), E.164; "" = never
+    hours: str = "09:00-17:00"  # recruiters' hours in `timezone`; outside them a recruiter calls back
+    weekdays: str = "mon,tue,wed,thu,fri"
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
 class ScoringSettings:
     grader: str = "auto"  # auto | evaluator | feature | llm: auto = the LLM grader with an Ollama model, else evaluator
     seed: int = 42  # the LLM grader runs at temperature 0 with this seed: same transcript, same scorecard
@@ -190,6 +202,7 @@ class Settings:
     twilio: TwilioSettings = field(default_factory=TwilioSettings)
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    handoff: HandoffSettings = field(default_factory=HandoffSettings)
     source: str = "defaults"
 
     @property
@@ -201,6 +214,22 @@ def _networks_ok(value: str) -> bool:
     try:
         [ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()]
     except ValueError:
+        return False
+    return True
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _hours_ok(value: str) -> bool:
+    match = re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]", value)
+    return match is not None and value[:5] < value[6:]
+
+
+def _zone_ok(value: str) -> bool:
+    try:
+        ZoneInfo(value)
+    except (ValueError, ZoneInfoNotFoundError):
         return False
     return True
 
@@ -250,6 +279,11 @@ _CHECKS = {
     ("sip", "srtp"): lambda v: v in SRTP_MODES,
     ("twilio", "machine_detection"): lambda v: v in ("", "Enable", "DetectMessageEnd"),
     ("twilio", "stream_token_ttl_s"): lambda v: 30 <= v <= 86400,
+    ("handoff", "sip_uri"): lambda v: v == "" or re.fullmatch(r"sips?:[^\s<>]+", v) is not None,
+    ("handoff", "phone"): lambda v: v == "" or re.fullmatch(r"\+[1-9][0-9]{6,14}", v) is not None,
+    ("handoff", "hours"): _hours_ok,
+    ("handoff", "weekdays"): lambda v: bool(v) and all(d.strip() in _WEEKDAYS for d in v.split(",")),
+    ("handoff", "timezone"): _zone_ok,
     ("scoring", "grader"): lambda v: v in ("auto", "evaluator", "feature", "llm"),
     ("scoring", "llm_timeout_s"): lambda v: 1 <= v <= 600,
     ("scoring", "min_candidate_words"): lambda v: 0 <= v <= 10000,

@@ -34,7 +34,11 @@ _TIMINGS: dict[str, tuple[int, int, int]] = {
     "inactivity_timeout_s": (10, 1800, 120),
     "silence_reprompt_s": (2, 60, 8),
 }
-_TOP_FIELDS = ("title", "language", "greeting", "consent", "closing", "company", *_TIMINGS, "factors", "job_facts")
+_TOP_FIELDS = ("title", "language", "greeting", "consent", "closing", "company", *_TIMINGS, "factors", "job_facts",
+               "handoff")
+# A candidate who asks for a person: put through to a recruiter in their hours (handoff settings), or always
+# a recruiter's callback.
+HANDOFF_POLICIES = ("transfer", "callback")
 MAX_JOB_FACTS = 20
 _FACTOR_FIELDS = ("name", "weight", "description", "max_follow_ups", "questions", "anchors")
 _ANCHOR_FIELDS = ("weak", "adequate", "strong")
@@ -98,6 +102,7 @@ class InterviewTemplate:
     # What the interviewer may tell a candidate who asks about the job: topic -> a spoken answer,
     # e.g. {"pay": "The pay is seventeen dollars an hour.", "shifts": "..."}. Empty: the recruiter follows up.
     job_facts: tuple[tuple[str, str], ...] = ()
+    handoff: str = "transfer"  # HANDOFF_POLICIES
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able snake_case dict; ``parse_template(t.to_dict()) == t``."""
@@ -124,6 +129,7 @@ class InterviewTemplate:
             ],
             # Only when set, so templates without facts keep their rubric fingerprint.
             **({"job_facts": dict(self.job_facts)} if self.job_facts else {}),
+            **({"handoff": self.handoff} if self.handoff != "transfer" else {}),  # the fingerprint stays
         }
 
     def fingerprint(self) -> str:
@@ -290,6 +296,13 @@ def _factors(data: Mapping[str, Any]) -> tuple[EvaluationFactor, ...]:
     return factors
 
 
+def _handoff(data: Mapping[str, Any]) -> str:
+    policy = data.get("handoff", "transfer")
+    if policy not in HANDOFF_POLICIES:
+        raise TemplateError(f"must be one of {', '.join(HANDOFF_POLICIES)}, got {_show(policy)}", "handoff")
+    return policy
+
+
 def _job_facts(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     facts = data.get("job_facts", {})
     if not isinstance(facts, Mapping):
@@ -321,6 +334,7 @@ def parse_template(data: Mapping[str, Any], source: str | None = None) -> Interv
             **{key: _int(data, key, "", lo, hi, default) for key, (lo, hi, default) in _TIMINGS.items()},
             factors=_factors(data),
             job_facts=_job_facts(data),
+            handoff=_handoff(data),
         )
     except TemplateError as exc:
         # Helpers don't know the source; attach it once here.

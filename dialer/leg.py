@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from ivr.frames import AudioFrame
-from ivr.session import ClearPlayback, Hangup, InterviewSession
+from ivr.session import ClearPlayback, Hangup, InterviewSession, Transfer
 
 log = logging.getLogger("phonescreen.dialer")
 
@@ -34,6 +34,7 @@ LegEvent = AudioFrame | Dtmf | LineEnded
 
 class Leg(ABC):
     sample_rate: int  # of the frames it receives and sends
+    transfer_target: str | None = None  # where `transfer` puts the caller through (set by whoever made the leg)
 
     @abstractmethod
     async def receive(self) -> LegEvent:
@@ -49,6 +50,11 @@ class Leg(ABC):
     @abstractmethod
     async def hang_up(self, reason: str) -> None:
         """End the call from our side after the queued audio has played. Idempotent."""
+
+    async def transfer(self) -> bool:
+        """Put the caller through to `transfer_target` once the queued audio has played; True once handed
+        over (the call is then no longer ours: `hang_up` only leaves it). A leg that cannot: False."""
+        return False
 
 
 async def bridge(session: InterviewSession, leg: Leg, *, silence_timeout_s: float = 10.0) -> str:
@@ -93,4 +99,21 @@ async def _obey(session: InterviewSession, leg: Leg) -> bool:
             leg.clear()
         elif isinstance(command, Hangup):
             return True
+        elif isinstance(command, Transfer):  # frames keep flowing while the far end answers the transfer
+            task = asyncio.create_task(_transfer(leg, command), name=f"transfer-{session.interview_id}")
+            _transfers.add(task)
+            task.add_done_callback(_transfers.discard)
     return False
+
+
+_transfers: set[asyncio.Task] = set()  # running transfers, kept from the garbage collector
+
+
+async def _transfer(leg: Leg, command: Transfer) -> None:
+    try:
+        handed_over = await leg.transfer()
+    except Exception:  # the session falls back to a recruiter's callback
+        log.exception("transfer failed")
+        handed_over = False
+    if not command.done.done():
+        command.done.set_result(handed_over)

@@ -53,8 +53,24 @@ class PhoneAccount(pj.Account):
         self.phone = phone
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
-        call = SipCall(self, self.phone.loop, prm.callId)
+        call = PhoneCall(self, self.phone.loop, prm.callId)
         self.phone.accept(call)
+
+
+class PhoneCall(SipCall):
+    """A call the phone answered. A REFER from the interviewer (a transfer to a person) is followed like
+    a desk phone would: the phone calls the target on a new call and reports where it was sent."""
+
+    def __init__(self, account: PhoneAccount, loop: asyncio.AbstractEventLoop, call_id: int) -> None:
+        super().__init__(account, loop, call_id)
+        self.account = account
+        self.transferred_to: str | None = None
+
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
+        self.transferred_to = prm.dstUri
+        onward = pj.Call(self.account)  # a plain call: the phone only has to reach the target
+        self.account.phone.answered.append(onward)  # kept (and disowned) until the library stops
+        prm.newCall = onward
 
 
 class SimulatedPhone:
@@ -70,7 +86,7 @@ class SimulatedPhone:
         self.calls_to: collections.Counter[str] = collections.Counter()  # calls answered per called user
         # pjsua2 keeps a reference to every incoming Call, so they are never freed before libDestroy; a Call
         # freed after it trips an assertion in pjsua. The phone is a short-lived test tool: disown them at exit.
-        self.answered: list[SipCall] = []
+        self.answered: list[pj.Call] = []
 
     def accept(self, call: SipCall) -> None:
         self.count += 1
@@ -110,6 +126,8 @@ class SimulatedPhone:
             call.hang_up_now()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(call.disconnected.wait(), 5)
+            if getattr(call, "transferred_to", None):
+                report["transferred_to"] = call.transferred_to
             print(json.dumps(report), flush=True)
             call.release()
             self.calls.discard(call)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
-from typing import Iterable
+from typing import Callable, Iterable
 
 from config.templates import EvaluationFactor, InterviewTemplate
 from ivr.phrasing import FollowUpPhraser
@@ -190,9 +190,12 @@ class Interviewer:
 
     def __init__(self, template: InterviewTemplate, candidate_name: str,
                  phraser: FollowUpPhraser | None = None, listener: Listener | None = None,
-                 resume: ResumePoint | None = None) -> None:
-        """`resume`: this call goes on with a dropped interview (its earlier legs' consent and answers)."""
+                 resume: ResumePoint | None = None, can_transfer: Callable[[], bool] | None = None) -> None:
+        """`resume`: this call goes on with a dropped interview (its earlier legs' consent and answers).
+        `can_transfer`: whether a recruiter can take the call now (the position's hand-off policy, the
+        recruiters' hours, a transfer target for this channel); None: never, a recruiter calls back."""
         self._template = template
+        self._can_transfer = can_transfer
         self._resume = resume if resume is not None and resume.consented else None
         self._candidate_name = candidate_name
         self._phraser = phraser
@@ -378,6 +381,10 @@ class Interviewer:
         return self._back_to_prompt(f"{lead} Now, back to my question.")
 
     def _human(self) -> Reply:
+        if self._can_transfer is not None and self._can_transfer():
+            # The session puts the call through (SIP REFER, Twilio <Dial>); transfer_failed() if it cannot.
+            return self._end("transferred", "Of course. I'll put you through to a recruiter now.", "Please hold.",
+                             kind="transfer")
         if self.human_requested:  # asked twice: the candidate would rather not go on with an AI
             return self._end("human_requested", "Understood. A recruiter from our team will call you back.",
                              GOODBYE)
@@ -385,6 +392,12 @@ class Interviewer:
         return self._back_to_prompt("I'm an automated interviewer, and I've noted that you'd like to talk to a "
                                     "person: a recruiter will call you back. If you're happy to, let's carry on "
                                     "for now.")
+
+    def transfer_failed(self) -> Reply:
+        """The transfer to a recruiter did not go through (refused, unanswered): a recruiter calls back."""
+        self.human_requested = True
+        return self._end("human_requested", "I'm sorry, I couldn't reach a recruiter just now.",
+                         "One of them will call you back soon.", GOODBYE)
 
     def _callback(self, when: datetime | None) -> Reply:
         if self._state in (InterviewState.CONSENT, InterviewState.QUESTIONS):

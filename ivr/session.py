@@ -19,6 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -46,6 +47,7 @@ FIXED_KINDS = frozenset({"reprompt", "goodbye"})  # replies whose wording never 
 # Played from whole-sentence audio made beforehand: no silent gap can open inside them under load (the
 # opening is made while the phone rings, see opening_of).
 PREMADE_KINDS = FIXED_KINDS | {"greeting"}
+TRANSFER_WAIT_S = 30.0  # for the recruiter's side to answer a transfer
 RESUME_GAP_MS = 1000  # between an earlier leg's last turn and a resumed leg, when there is no recording
 # Said when the server must end a call early (shutdown): the interview ends partial.
 POLITE_END = ("I'm sorry, we have to end the call here.", "Our team will be in touch.")
@@ -59,6 +61,12 @@ class ClearPlayback:
 @dataclass(frozen=True)
 class Hangup:
     reason: str
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """The leg must put the caller through to a recruiter; `done` gets True once it has."""
+    done: asyncio.Future
 
 
 @dataclass
@@ -106,7 +114,8 @@ class InterviewSession:
     def __init__(self, *, store: SessionStore, interview_id: str, template: InterviewTemplate,
                  candidate_name: str, engines: VoiceEngines, voice: VoiceSettings, sample_rate: int = 8000,
                  recording_path: str | Path | None = None, timezone: str = "UTC",
-                 resume: ResumePoint | None = None, earlier_legs_ms: int = 0) -> None:
+                 resume: ResumePoint | None = None, earlier_legs_ms: int = 0,
+                 can_transfer: Callable[[], bool] | None = None) -> None:
         """`resume`: this call goes on with a dropped interview; its turns and recording continue after the
         earlier legs' `earlier_legs_ms` (the recording is appended to)."""
         self.store, self.interview_id, self.template = store, interview_id, template
@@ -115,13 +124,14 @@ class InterviewSession:
             if engines.llm is not None else None
         # Callback times are the candidate's local time; "now" is the store's clock (tests move it).
         self.interviewer = Interviewer(template, candidate_name, phraser,
-                                       Listener(timezone=timezone, clock=store.clock), resume=resume)
+                                       Listener(timezone=timezone, clock=store.clock), resume=resume,
+                                       can_transfer=can_transfer)
         self.vad = WebRtcVoiceActivity(voice.vad_aggressiveness, sample_rate)
         self.playback = Playback(sample_rate)
         self.phrases = engines.phrases(sample_rate)
         self.recorder = StereoRecorder(recording_path, sample_rate, append=resume is not None) \
             if recording_path else None
-        self.control: asyncio.Queue[ClearPlayback | Hangup] = asyncio.Queue()
+        self.control: asyncio.Queue[ClearPlayback | Hangup | Transfer] = asyncio.Queue()
         self.timings: list[TurnTiming] = []
         self.status: str | None = None  # the interview's final status once run() returns
         # Media time goes on from the earlier legs, so one transcript's times match one recording.
@@ -155,7 +165,8 @@ class InterviewSession:
 
     @classmethod
     def for_interview(cls, store: SessionStore, interview_id: str, *, engines: VoiceEngines, voice: VoiceSettings,
-                      sample_rate: int = 8000, recordings_dir: str | Path | None = None) -> "InterviewSession":
+                      sample_rate: int = 8000, recordings_dir: str | Path | None = None,
+                      can_transfer: Callable[[], bool] | None = None) -> "InterviewSession":
         """The session of a stored interview: the template at the interview's position version, the
         candidate's first name, and a recording in `recordings_dir`."""
         interview = store.get_interview(interview_id)
@@ -169,7 +180,7 @@ class InterviewSession:
         return cls(store=store, interview_id=interview_id, template=position.template,
                    candidate_name=first_name(candidate.name), engines=engines, voice=voice,
                    sample_rate=sample_rate, recording_path=recording, timezone=candidate.timezone or "UTC",
-                   resume=resume, earlier_legs_ms=earlier_ms)
+                   resume=resume, earlier_legs_ms=earlier_ms, can_transfer=can_transfer)
 
     @staticmethod
     def opening_of(store: SessionStore, interview_id: str) -> tuple[str, ...]:
@@ -519,6 +530,9 @@ class InterviewSession:
                         # The closing is always heard: said again after the candidate's words, which are kept.
                         await self._say(Reply(("Sorry, as I was saying.", *reply.say), end_call=True,
                                               kind=reply.kind))
+            if reply.kind == "transfer" and not self._hung_up.is_set() and not await self._put_through():
+                reply = self.interviewer.transfer_failed()
+                await self._say(reply)
             if self._hung_up.is_set() or reply.end_call:
                 await self._store_last_words()  # words said over the goodbye are kept too
             if (self._hung_up.is_set() and not reply.end_call) or self._cut_short:
@@ -535,6 +549,18 @@ class InterviewSession:
             self._drop_stt()
             self._finish()
         return self.status
+
+    async def _put_through(self) -> bool:
+        """Ask the leg to transfer the call to a recruiter; True once it has (bounded wait)."""
+        done = asyncio.get_running_loop().create_future()
+        self.control.put_nowait(Transfer(done))
+        try:
+            handed_over = await asyncio.wait_for(asyncio.shield(done), TRANSFER_WAIT_S)
+        except TimeoutError:
+            handed_over = False
+        log.info("transfer to a recruiter %s", "done" if handed_over else "failed",
+                 extra={"interview_id": self.interview_id})
+        return bool(handed_over)
 
     async def _say_polite_end(self, reason: str) -> Reply:
         """The server ends the call (end_politely): store what the candidate said so far, then the goodbye."""

@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from config.templates import (GREETING_PLACEHOLDERS, MAX_JOB_FACTS, MAX_FACTORS, MAX_QUESTIONS, MAX_TEXT_CHARS, InterviewTemplate,
-                              TemplateError, load_template_text, parse_template)
+from config.templates import (GREETING_PLACEHOLDERS, HANDOFF_POLICIES, MAX_FACTORS, MAX_JOB_FACTS, MAX_QUESTIONS,
+                              MAX_TEXT_CHARS, InterviewTemplate, TemplateError, load_template_text, parse_template)
 from models.validation import RuleViolation
 from server.http import (FILE_REFUSED, ApiError, Route, camel, camel_path, file_content_rules, json_response, page_response, paging,
                          query_int, read_json, store_of)
@@ -119,6 +119,10 @@ COMPONENTS["schemas"]["Template"] = {
         "silenceRepromptS": _seconds(2, 60, 8, "Re-prompt after a pause this long."),
         "factors": {"type": "array", "minItems": 1, "maxItems": MAX_FACTORS, "items": ref("Factor"),
                     "description": "Factor names must differ (ignoring case)."},
+        "handoff": {"type": "string", "enum": list(HANDOFF_POLICIES), "default": "transfer",
+                    "description": "A candidate who asks for a person: transfer (put through to a recruiter "
+                                   "within the recruiters' hours of the server's handoff settings, else a "
+                                   "callback) or callback (always a recruiter's callback)."},
         "jobFacts": {"type": "object", "maxProperties": MAX_JOB_FACTS,
                      "propertyNames": {"pattern": VISIBLE},
                      "additionalProperties": {**_TEXT},

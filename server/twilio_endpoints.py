@@ -120,7 +120,8 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         return ws
     interview_id, start = bound
     calls = calls_of(app)
-    leg = TwilioLeg(ws, start.stream_sid, end_call=lambda: calls.hang_up(start.call_sid), interview_id=interview_id)
+    leg = TwilioLeg(ws, start.stream_sid, end_call=lambda: calls.hang_up(start.call_sid), interview_id=interview_id,
+                    redirect=lambda twiml: calls.redirect(start.call_sid, twiml))
     app[TWILIO].streams[interview_id] = leg
     try:
         status = await run_interview(app, interview_id, leg)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from dialer.handoff import prepare_transfer
 from dialer.leg import Leg, bridge
 from ivr.engines import VoiceEngines, load_engines
 from ivr.session import InterviewSession
@@ -47,7 +48,9 @@ async def run_interview(app: web.Application, interview_id: str, leg: Leg) -> st
     engines = await engines_of(app)
     session = InterviewSession.for_interview(app[STORE], interview_id, engines=engines, voice=settings.voice,
                                              sample_rate=leg.sample_rate,
-                                             recordings_dir=settings.store.recordings_dir)
+                                             recordings_dir=settings.store.recordings_dir,
+                                             can_transfer=prepare_transfer(settings.handoff, app[STORE],
+                                                                           interview_id, leg))
     app[VOICE].active[interview_id] = session
     try:
         return await bridge(session, leg, silence_timeout_s=settings.sip.rtp_timeout_s)

@@ -475,3 +475,26 @@ async def test_a_resume_before_consent_or_after_every_answer() -> None:
     closing = done.opening()
     assert closing.end_call and done.end_reason == "completed" and spoken(closing).endswith(
         " ".join(sentences(TEMPLATE.closing)))
+
+
+async def test_a_person_on_request_within_the_recruiters_hours_is_a_transfer() -> None:
+    interviewer = Interviewer(TEMPLATE, "Dana", can_transfer=lambda: True)
+    interviewer.opening()
+    await interviewer.on_candidate_turn("yes")
+    reply = await interviewer.on_candidate_turn("Can I speak to a real person, please?")
+    assert reply.end_call and reply.kind == "transfer" and interviewer.end_reason == "transferred"
+    assert "put you through to a recruiter" in spoken(reply)
+    # The leg could not put the call through: a recruiter calls back, said before the goodbye.
+    fallback = interviewer.transfer_failed()
+    assert fallback.end_call and interviewer.end_reason == "human_requested" and interviewer.human_requested
+    assert "call you back" in spoken(fallback)
+
+
+async def test_a_person_on_request_outside_the_hours_is_a_callback_and_the_interview_goes_on() -> None:
+    interviewer = Interviewer(TEMPLATE, "Dana", can_transfer=lambda: False)
+    interviewer.opening()
+    await interviewer.on_candidate_turn("yes")
+    reply = await interviewer.on_candidate_turn("Can I speak to a real person, please?")
+    assert not reply.end_call and interviewer.human_requested and "a recruiter will call you back" in spoken(reply)
+    again = await interviewer.on_candidate_turn("I would rather talk to a human recruiter.")
+    assert again.end_call and interviewer.end_reason == "human_requested"  # asked twice: ends politely

@@ -78,9 +78,10 @@ class DoubleCall:
     clears: int = 0
     protocol_errors: list[str] = field(default_factory=list)  # what the server sent that Twilio would reject
     heard_loud_ms: list[int] = field(default_factory=list)  # candidate media time of each loud frame it heard
-    stream_end: str = ""  # callee_hung_up | rest_hangup | server_closed | dropped | max_duration | refused
+    stream_end: str = ""  # callee_hung_up | rest_hangup | redirected | server_closed | dropped | max_duration | refused
     answered_at: float | None = None
     hangup_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    dialed: str | None = None  # the number of a <Dial> the call was redirected to (a transfer)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def resource(self, account_sid: str) -> dict:
@@ -189,6 +190,12 @@ class TwilioDouble:
             raise _error(404, 20404, f"The requested resource /{API_VERSION}/Accounts/{self.account_sid}/Calls/"
                                      f"{request.match_info['sid']}.json was not found")
         form = await request.post()
+        if form.get("Twiml"):  # new instructions: Twilio stops the stream and follows them (a <Dial>)
+            if call.status != "in-progress":
+                raise _error(400, 21220, "Call is not in-progress. Cannot redirect.")
+            call.dialed = _dial_number(str(form["Twiml"]))
+            call.hangup_requested.set()
+            return web.json_response(call.resource(self.account_sid))
         status = form.get("Status")
         if status not in ("completed", "canceled"):
             raise _error(400, 21218, "Invalid Status: only completed and canceled are supported by this double")
@@ -292,7 +299,7 @@ class TwilioDouble:
             sequence += 1
             if call.hangup_requested.is_set():
                 await self._stop(ws, call, sequence)
-                return "rest_hangup"
+                return "redirected" if call.dialed else "rest_hangup"
             if reader.done():
                 return "server_closed"
             if tick * TICK_S > callee.max_call_s:
@@ -393,6 +400,14 @@ class Playout:
         while self._items and isinstance(self._items[0], str):
             names.append(self._items.popleft())
         return names
+
+
+def _dial_number(twiml: str) -> str:
+    """The number of <Response><Dial>NUMBER</Dial></Response>; the double follows nothing else."""
+    dial = ET.fromstring(twiml).find("Dial")
+    if dial is None or not (dial.text or "").strip():
+        raise _error(400, 12100, "Document parse failure: only <Dial>NUMBER</Dial> is followed by this double")
+    return dial.text.strip()
 
 
 def _connect_stream(twiml: str) -> tuple[str, dict[str, str]]:

@@ -17,6 +17,7 @@ from dialer.sip.media import RATE, FramePort, ports
 from ivr.frames import AudioFrame
 
 log = logging.getLogger("phonescreen.sip")
+TRANSFER_TIMEOUT_S = 25.0  # for the transfer target to answer the candidate's new call
 MAX_QUEUED_FRAMES = 150  # 3 s of received audio: beyond it the loop is stalled; older frames are dropped
 
 
@@ -36,6 +37,7 @@ class SipCall(pj.Call):
         self.early = asyncio.Event()  # 180/183 seen
         self.disconnected = asyncio.Event()
         self.audio_index: int | None = None  # the call's active audio media, once SDP is negotiated
+        self.transfer_result: asyncio.Future[bool] | None = None  # of a REFER we sent: True once put through
 
     # -- pjsua2 callbacks -------------------------------------------------------------------------------
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
@@ -50,6 +52,11 @@ class SipCall(pj.Call):
                 audio = self.getAudioMedia(index)
                 audio.startTransmit(self.port)
                 self.port.startTransmit(audio)
+
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
+        """Our REFER's progress: the NOTIFYs of the candidate's call to the transfer target (or the REFER's
+        own failure)."""
+        self._on_loop(self._transfer_status, prm.statusCode, bool(prm.finalNotify))
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # RFC 4733 events and SIP INFO alike
         self._on_loop(self.leg.on_signal, Dtmf(str(prm.digit)))
@@ -73,6 +80,10 @@ class SipCall(pj.Call):
         elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.disconnected.set()
             self.leg.on_signal(LineEnded("remote_hangup" if not self.leg.hanging_up else "local_hangup"))
+
+    def _transfer_status(self, code: int, final: bool) -> None:
+        if self.transfer_result is not None and not self.transfer_result.done() and (final or code >= 300):
+            self.transfer_result.set_result(200 <= code < 300)
 
     def rtp_packets_received(self) -> int:
         """RTP packets (audio and telephone events) received on the call's audio stream so far."""
@@ -185,14 +196,37 @@ class SipLeg(Leg):
         if self.call is not None and self.call.port is not None:
             self.call.port.clear()
 
+    async def transfer(self) -> bool:
+        """REFER the candidate to `transfer_target`; True once their call to it is answered (the final
+        NOTIFY carries 2xx). A refused REFER, a failed or unanswered target: False."""
+        call = self.call
+        if call is None or not self.transfer_target or call.disconnected.is_set():
+            return False
+        await self._drain(2.0)  # "Please hold." is heard before the REFER
+        call.transfer_result = call.loop.create_future()
+        try:
+            call.xfer(self.transfer_target, pj.CallOpParam(True))
+        except pj.Error as exc:
+            log.warning("transfer refused: %s", exc.reason, extra={"interview_id": call.label})
+            return False
+        try:
+            return await asyncio.wait_for(call.transfer_result, TRANSFER_TIMEOUT_S)
+        except TimeoutError:
+            return False
+
+    async def _drain(self, drain_s: float) -> None:
+        """Until the queued audio has played (bounded)."""
+        call = self.call
+        deadline = call.loop.time() + drain_s
+        while call.port is not None and call.port.outbound and call.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # the conference bridge and jitter buffer hold a few more frames
+
     async def hang_up(self, reason: str, drain_s: float = 2.0) -> None:
         """Let the queued audio (the goodbye's last frames) play, then BYE."""
         call = self.call
         if call is None or self.hanging_up or call.disconnected.is_set():
             return
         self.hanging_up = True
-        deadline = call.loop.time() + drain_s
-        while call.port is not None and call.port.outbound and call.loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.1)  # the conference bridge and jitter buffer hold a few more frames
+        await self._drain(drain_s)
         call.hang_up_now()

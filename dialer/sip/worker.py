@@ -28,6 +28,7 @@ from pathlib import Path
 import pjsua2 as pj
 
 from config.settings import Settings
+from dialer.handoff import prepare_transfer
 from dialer.leg import bridge
 from dialer.sip.account import WorkerAccount
 from dialer.sip.call import SipCall
@@ -221,8 +222,10 @@ class MediaWorker:
             return Status.NO_ANSWER
         if not self._status(iid, Status.IN_PROGRESS, 200):
             return self.store.get_interview(iid).status
-        session = InterviewSession.for_interview(self.store, iid, engines=self.engines, voice=self.settings.voice,
-                                                 recordings_dir=self.settings.store.recordings_dir)
+        session = InterviewSession.for_interview(
+            self.store, iid, engines=self.engines, voice=self.settings.voice,
+            recordings_dir=self.settings.store.recordings_dir,
+            can_transfer=prepare_transfer(self.settings.handoff, self.store, iid, call.leg))
         self.sessions[iid] = session
         log.info("call answered", extra=_call_extra(iid, call))
         talk = asyncio.create_task(bridge(session, call.leg, silence_timeout_s=self.sip.rtp_timeout_s))

@@ -70,6 +70,10 @@ class TwilioCalls:
     async def hang_up(self, call_sid: str) -> None:
         await _rest("end the call", self._client().calls(call_sid).update_async(status="completed"))
 
+    async def redirect(self, call_sid: str, twiml: str) -> None:
+        """Replace the call's instructions (the media stream stops): a transfer's <Dial>."""
+        await _rest("redirect the call", self._client().calls(call_sid).update_async(twiml=twiml))
+
 
 async def _rest(what: str, request: Awaitable[T]) -> T:
     """One REST request, bounded in time (the library's async client sets no timeout of its own)."""
@@ -91,6 +95,13 @@ def stream_url(settings: Settings) -> str:
 
 def status_callback_url(settings: Settings, interview_id: str) -> str:
     return f"{settings.public_url}{STATUS_PATH}?{INTERVIEW_PARAM}={interview_id}"
+
+
+def dial_twiml(number: str) -> str:
+    """<Response><Dial>number</Dial></Response>: put the caller through to a person."""
+    response = VoiceResponse()
+    response.dial(number)
+    return str(response)
 
 
 def stream_twiml(url: str, interview_id: str, token: str) -> str:

@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 
 from dialer.leg import Dtmf, Leg, LegEvent, LineEnded
 from dialer.twilio import media_streams as wire
+from dialer.twilio.calls import dial_twiml
 from ivr.frames import AudioFrame, FrameChunker, silence
 from ivr.g711 import ulaw_decode, ulaw_encode
 
@@ -34,13 +35,16 @@ class TwilioLeg(Leg):
     sample_rate = RATE
 
     def __init__(self, ws: web.WebSocketResponse, stream_sid: str, *, end_call: Callable[[], Awaitable[None]],
-                 interview_id: str = "") -> None:
+                 interview_id: str = "", redirect: Callable[[str], Awaitable[None]] | None = None) -> None:
+        """`end_call` ends the call through REST; `redirect(twiml)` gives it new instructions (a transfer)."""
         self.stream_sid = stream_sid
         self.marks_pending: list[str] = []  # sent, not yet echoed: audio Twilio still has to play
         self.marks_played: list[str] = []  # echoed: played to the caller (or dropped by a clear)
         self.clears = 0
         self.rejected = 0  # messages dropped as malformed or foreign
         self._ws, self._end_call, self._extra = ws, end_call, {"interview_id": interview_id}
+        self._redirect = redirect
+        self._handed_over = False  # transferred: the call goes on without us
         self._frames: deque[AudioFrame] = deque()
         self._chunker = FrameChunker(RATE)
         self._ended: LineEnded | None = None
@@ -174,12 +178,35 @@ class TwilioLeg(Leg):
             self._flushed.set()
 
     # -- the end ------------------------------------------------------------------------------------
+    async def transfer(self) -> bool:
+        """Once Twilio has played "Please hold.", redirect the call to <Dial> the recruiters' number."""
+        if self._redirect is None or not self.transfer_target or self._ended is not None:
+            return False
+        self._mark_end_of_speech()
+        # The bridge still reads the stream (marks come back through receive()): wait on them, not the socket.
+        deadline = time.monotonic() + PLAYED_WAIT_S
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._flushed.wait(), PLAYED_WAIT_S)
+        while self.marks_pending and self._ended is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        try:
+            await self._redirect(dial_twiml(self.transfer_target))
+        except Exception as exc:  # the interview falls back to a recruiter's callback
+            log.warning("twilio: could not put the call through: %s", exc, extra=self._extra)
+            return False
+        self._handed_over = True
+        return True
+
     async def hang_up(self, reason: str) -> None:
         """Let Twilio play what it has (until the last mark comes back, bounded), then end the call
-        through REST and close the stream."""
+        through REST and close the stream. After a transfer the call is not ours to end: only the stream
+        is closed."""
         if self._hung_up:
             return
         self._hung_up = True
+        if self._handed_over:
+            await self.close()
+            return
         if self._ended is None:
             self._mark_end_of_speech()
             await self._wait_played(PLAYED_WAIT_S)
