@@ -571,7 +571,9 @@ class InterviewSession:
             self._cancel_pending()  # no acknowledgement: the goodbye follows
         await self._store_last_words()
         reply = Reply(POLITE_END, end_call=True, kind="goodbye")
-        await self._say(reply)
+        if not await self._say(reply) and not self._hung_up.is_set():
+            # Talked over (an answer already on its way): the goodbye is said again, like a closing.
+            await self._say(Reply(("Sorry, as I was saying.", *POLITE_END), end_call=True, kind="goodbye"))
         return reply
 
     async def _store_last_words(self) -> None:
