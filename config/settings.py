@@ -136,6 +136,9 @@ class SipSettings:
     tls_ca_file: str = ""  # the CAs a peer's certificate must come from; empty = the system's bundle
     tls_verify_peer: bool = True  # refuse a peer whose certificate is untrusted or not for its address
     srtp: str = "off"  # off | optional | mandatory (SDES keys in the SDP, so only with transport = tls)
+    # Inbound calls: an INVITE to this user (the DID or user the trunk sends, in the request URI or To) is
+    # answered and matched by caller ID to the candidate's interview; "" = every INVITE is refused (403).
+    inbound_user: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,7 @@ class TwilioSettings:
     api_base_url: str = ""  # empty = Twilio's; tests point it at a local double
     machine_detection: str = ""  # "" (off) | Enable | DetectMessageEnd
     stream_token_ttl_s: int = 600  # how long the one-time Media Streams token is valid
+    inbound: bool = True  # answer calls to the number (its voice webhook: <public_url>/twilio/voice)
 
 
 @dataclass(frozen=True)
@@ -277,6 +281,7 @@ _CHECKS = {
     ("sip", "keep_alive_s"): lambda v: 0 <= v <= 3600,
     ("sip", "transport"): lambda v: v in TRANSPORTS,
     ("sip", "srtp"): lambda v: v in SRTP_MODES,
+    ("sip", "inbound_user"): lambda v: v == "" or re.fullmatch(r"[A-Za-z0-9+._~*#-]{1,64}", v) is not None,
     ("twilio", "machine_detection"): lambda v: v in ("", "Enable", "DetectMessageEnd"),
     ("twilio", "stream_token_ttl_s"): lambda v: 30 <= v <= 86400,
     ("handoff", "sip_uri"): lambda v: v == "" or re.fullmatch(r"sips?:[^\s<>]+", v) is not None,

@@ -70,6 +70,8 @@ class CandidateScript:
     hang_up_after: int | None = None  # hang up once this many answers are given
     hang_up_after_reply: bool = False  # ... and the AI has replied to the last one (a line that drops later)
     backchannel_after_ms: int | None = None  # say "Mm-hmm." once, this far into the AI's first speech
+    hold_before: int | None = None  # before this answer, think in silence ...
+    hold_ms: int = 0  # ... this long after the AI first finished asking (its re-prompts do not shorten it)
 
 
 # Candidates the demo and the benchmarks call: concrete answers, vague ones that earn follow-ups, and
@@ -131,6 +133,7 @@ class SimulatedCandidate:
     _quiet_ms: int = 0
     _wait_ms: int | None = None
     _backchannel_done: bool = False
+    _hold_until: int | None = None  # media time the held answer may start
 
     def step(self, heard: AudioFrame) -> AudioFrame | None:
         """Hear one 20 ms frame from the AI, say one back. None means the candidate hangs up."""
@@ -184,6 +187,11 @@ class SimulatedCandidate:
         if not self._heard_ai or self._quiet_ms < self.script.ai_done_ms:
             self._wait_ms = None
             return False
+        if index == self.script.hold_before:
+            if self._hold_until is None:
+                self._hold_until = self.now_ms + self.script.hold_ms
+            if self.now_ms < self._hold_until:
+                return False
         if self._wait_ms is None:
             self._wait_ms = self.script.pause_ms
         self._wait_ms -= 20

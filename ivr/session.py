@@ -47,6 +47,7 @@ FIXED_KINDS = frozenset({"reprompt", "goodbye"})  # replies whose wording never 
 # Played from whole-sentence audio made beforehand: no silent gap can open inside them under load (the
 # opening is made while the phone rings, see opening_of).
 PREMADE_KINDS = FIXED_KINDS | {"greeting"}
+TALKED_OVER_GRACE_MS = 600  # a reply begun this close to a prompt's end still heard the prompt
 TRANSFER_WAIT_S = 30.0  # for the recruiter's side to answer a transfer
 RESUME_GAP_MS = 1000  # between an earlier leg's last turn and a resumed leg, when there is no recording
 # Said when the server must end a call early (shutdown): the interview ends partial.
@@ -156,6 +157,8 @@ class InterviewSession:
         self._hung_up = asyncio.Event()
         self._last_frame_wall = time.monotonic()
         self._ended = False
+        self._last_prompt: Reply | None = None  # the last reply heard, in part or in full, and its end
+        self._last_prompt_end_ms = 0
         self._cut_short = False  # ended by end_politely: partial, whatever the interviewer's state
         self._collecting: set[asyncio.Task] = set()  # turns whose final transcript is still coming
         # Lines every candidate of this template hears word for word: synthesized once per process.
@@ -461,6 +464,7 @@ class InterviewSession:
         if spoken:
             start = utterance.started_ms if utterance.started_ms is not None else self.media_ms
             end = utterance.ended_ms if utterance.ended_ms is not None else start
+            self._last_prompt, self._last_prompt_end_ms = reply, end
             turn = self.store.add_turn(self.interview_id, role="agent", text=spoken, start_ms=start, end_ms=end,
                                        interrupted=cut)
             # What was asked, from the interviewer itself: a question cut short still counts for its factor.
@@ -515,7 +519,8 @@ class InterviewSession:
             # The template's fixed lines are made while the greeting plays, once per process.
             loop.run_in_executor(self.engines.executor, self.phrases.warm, self._fixed_phrases)
             reply = self.interviewer.opening()
-            await self._say(reply)
+            if not await self._say(reply):
+                self.interviewer.prompt_cut_short(reply)  # a yes into the greeting is not consent
             while not reply.end_call and not self._hung_up.is_set():
                 event = await self._events.get()
                 if isinstance(event, _Signal) and event.kind == "hangup":
@@ -602,6 +607,10 @@ class InterviewSession:
 
     async def _handle(self, event: _CandidateTurn | _Signal) -> tuple[Reply, TurnTiming | None]:
         if isinstance(event, _CandidateTurn):
+            if self._last_prompt is not None and event.start_ms < self._last_prompt_end_ms - TALKED_OVER_GRACE_MS:
+                # Speech that began well before the prompt ended (even without a barge-in) answered
+                # something other than the prompt: a consent question talked over is asked again.
+                self.interviewer.prompt_cut_short(self._last_prompt)
             text, turn_number = self._store_candidate_turn(event)
             started = time.monotonic()
             heard_before = len(self.interviewer.heard)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 from config.templates import InterviewTemplate, parse_template
 from models.campaign_dialing import CampaignDialing
 from models.db import Clock, dumps, fmt_time, immediate, new_id, open_database, utcnow
+from models.inbound_calls import InboundCalls
 from models.lifecycle import ACTIVE, ENDED, IllegalTransition, Status, check_transition
 from models.records import (ApiKey, Campaign, Candidate, Event, Interview, Position, Scorecard, Turn,
                             TurnEvaluation,
@@ -48,7 +49,8 @@ class TwilioCall:
     stream_started_at: str | None  # the one-time stream token was spent: the interview's media began
 
 
-class SessionStore(CampaignDialing):  # campaign attempts and do-not-call: models/campaign_dialing.py
+# Mixins: campaign attempts and do-not-call (models/campaign_dialing.py), inbound calls (models/inbound_calls.py).
+class SessionStore(CampaignDialing, InboundCalls):
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000, clock: Clock = utcnow,
                  auto_migrate: bool = True):
         self.path = str(path)

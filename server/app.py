@@ -7,7 +7,7 @@ from config.settings import Settings
 from ivr.engines import VoiceEngines
 from models.store import SessionStore
 from server import api_campaigns, api_candidates, api_interviews, api_positions, api_webhooks, openapi
-from server import admin, twilio_endpoints, web_channel
+from server import admin, twilio_endpoints, twilio_inbound, web_channel
 from server import health, metrics, recording_urls
 from server import api_dnc, api_turns
 from server.auth import ROUTE_SCOPES, auth_middleware
@@ -63,6 +63,7 @@ def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool =
     web_channel.add_routes(app)  # /join, /ws/join, /static: no API key (the join token / admin login guard them)
     admin.add_routes(app)  # /admin: the dashboard, behind the admin login
     twilio_endpoints.add_routes(app)  # /twilio/status, /twilio/stream: Twilio's signature and stream token guard them
+    twilio_inbound.add_routes(app)  # /twilio/voice: the number's voice webhook (inbound calls), signed too
     app[OPS] = Operations()
     health.add_routes(app)  # /healthz, /readyz: no API key
     metrics.add_routes(app, store, app[OPS].pool_restarts)  # /metrics: no API key (scrape it from inside)

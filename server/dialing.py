@@ -2,7 +2,8 @@
 It dials every due interview on its own channel: those created through the API (SipDialer, TwilioDialer,
 each only while its channel is enabled) and the attempts of running campaigns (CampaignScheduler, only
 for campaigns whose channel can dial here: dialer/channels.py; the others wait, and the API and dashboard
-say why). SIP calls of both share the process's media worker pool, started on the first SIP call.
+say why). SIP calls of both share the process's media worker pool, started on the first SIP call, or at
+once when `sip.inbound_user` takes inbound calls (the workers answer them).
 
 Nothing is dialled twice: an API interview is claimed by its scheduled -> dialing transition, a campaign
 attempt by its lease (models/campaign_dialing.py), both under the store's write lock."""
@@ -29,6 +30,7 @@ class DialingJob:
     def __init__(self, settings: Settings, store: SessionStore, *, twilio_calls: TwilioCalls | None = None,
                  on_state: StateListener | None = None, on_done: DoneListener | None = None) -> None:
         """`twilio_calls`: the server's Twilio REST client; `on_state`, `on_done`: the server's metrics."""
+        self.settings = settings
         self.shared = SharedPool(settings, store, on_state=on_state, on_done=on_done)
         self.sip = SipDialer(settings, store, self.shared) if settings.sip.enabled else None
         self.twilio = TwilioDialer(settings, store, calls=twilio_calls) if settings.twilio.enabled else None
@@ -42,6 +44,8 @@ class DialingJob:
 
     async def run_forever(self) -> None:
         tasks = [asyncio.create_task(self.campaigns.run(), name="dial-campaigns")]
+        if self.sip is not None and self.settings.sip.inbound_user:  # inbound calls need listening workers
+            tasks.append(asyncio.create_task(self.shared.get(), name="sip-inbound"))
         if self.sip is not None:
             tasks.append(asyncio.create_task(self.sip.run_forever(), name="dial-sip"))
         if self.twilio is not None:

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator
 
 from config.settings import Settings
@@ -58,22 +59,29 @@ async def place_call(app: web.Application, interview_id: str) -> str:
     return await place_twilio_call(_settings(app), app[STORE], interview_id, calls=calls_of(app))
 
 
-def _require_enabled(request: web.Request) -> Settings:
+def require_enabled(request: web.Request) -> Settings:
     settings = _settings(request.app)
     if not settings.twilio.enabled:
         raise ApiError(404, "not_found", "the Twilio channel is not enabled")
     return settings
 
 
-# -- status callbacks ------------------------------------------------------------------------------
-async def status_callback(request: web.Request) -> web.Response:
-    settings = _require_enabled(request)
+async def signed_form(request: web.Request, settings: Settings, what: str) -> MultiDictProxy:
+    """The form of a webhook request Twilio signed with our auth token (X-Twilio-Signature over
+    server.public_url + path and query: the URL it was given); 403, and nothing done, otherwise."""
     form = await request.post()
     signature = request.headers.get("X-Twilio-Signature", "")
-    url = settings.public_url + request.path_qs  # what Twilio signed: the URL it was given
+    url = settings.public_url + request.path_qs
     if not signature or not RequestValidator(settings.twilio.auth_token).validate(url, form, signature):
-        log.warning("twilio status callback refused: bad or missing signature")
+        log.warning("twilio %s refused: bad or missing signature", what)
         raise ApiError(403, "forbidden", "the X-Twilio-Signature is missing or invalid")
+    return form
+
+
+# -- status callbacks ------------------------------------------------------------------------------
+async def status_callback(request: web.Request) -> web.Response:
+    settings = require_enabled(request)
+    form = await signed_form(request, settings, "status callback")
     interview_id = request.query.get(INTERVIEW_PARAM, "")
     call_sid, call_status = form.get("CallSid", ""), form.get("CallStatus", "")
     if not interview_id or not isinstance(call_sid, str) or not call_sid or call_status not in CALL_STATUSES:
@@ -105,7 +113,7 @@ async def status_callback(request: web.Request) -> web.Response:
 
 # -- the media stream ------------------------------------------------------------------------------
 async def media_stream(request: web.Request) -> web.StreamResponse:
-    _require_enabled(request)
+    require_enabled(request)
     ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE_BYTES, timeout=5.0)
     if not ws.can_prepare(request).ok:
         raise ApiError(400, "bad_request", "this address takes a Twilio Media Streams websocket")

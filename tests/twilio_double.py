@@ -10,7 +10,8 @@ latency benchmark. It listens on 127.0.0.1 and plays both of Twilio's roles:
   <Connect><Stream url>: `connected`, `start` (with the <Parameter>s as customParameters), the callee's
   voice as 20 ms mu-law `media` paced in real time, `stop` when the call ends. What the server sends is
   buffered and "played" one 20 ms frame per tick to a SimulatedCandidate; a `mark` is echoed only once
-  the audio queued before it has been played, and `clear` empties the buffer (echoing the marks in it).
+  the audio queued before it has been played, and `clear` empties the buffer (echoing the marks in it);
+- inbound calls (`call_in`): a signed POST to the number's voice webhook, whose <Connect><Stream> it follows.
 
 The callee at each number is a `Callee`: a simulated candidate, or busy / no-answer / failed / a machine.
 """
@@ -143,6 +144,37 @@ class TwilioDouble:
 
     def sign(self, url: str, params: dict[str, str]) -> str:
         return RequestValidator(self.auth_token).compute_signature(url, params)
+
+    async def call_in(self, voice_url: str, from_: str, caller: Callee = Callee(), *,
+                      timeout_s: float = 240.0) -> tuple[DoubleCall, str]:
+        """An inbound call: `caller` rings the account's number from `from_`; as Twilio does, the double asks
+        the number's voice webhook for TwiML (a signed POST) and follows <Connect><Stream> with the caller
+        on the stream, or ends the call after anything else (<Say>, <Hangup>, <Gather> are not followed).
+        Returns the call, once ended, and the TwiML the webhook gave."""
+        call = DoubleCall("CA" + secrets.token_hex(16), self.from_number, from_, None, {}, None, [], None,
+                          status="ringing")
+        self.calls[call.sid] = call
+        params = {"AccountSid": self.account_sid, "ApiVersion": API_VERSION, "CallSid": call.sid,
+                  "CallStatus": "ringing", "Direction": "inbound", "From": from_, "Caller": from_,
+                  "To": self.from_number, "Called": self.from_number}
+        headers = {"X-Twilio-Signature": self.sign(voice_url, params)}
+        async with self._session.post(voice_url, data=params, headers=headers) as response:
+            twiml = await response.text()
+        try:
+            call.stream_url, call.stream_params = _connect_stream(twiml)
+        except ValueError:  # nothing to stream: the call ends after the webhook's words
+            call.status = "completed"
+            call.ended.set()
+            return call, twiml
+        if caller.script is not None:
+            await asyncio.get_running_loop().run_in_executor(None, _warm, caller.script)
+        call.status, call.answered_at = "in-progress", time.monotonic()
+        try:
+            await asyncio.wait_for(self._stream(call, caller), timeout_s)
+        finally:
+            call.status = "completed"
+            call.ended.set()
+        return call, twiml
 
     # -- REST -------------------------------------------------------------------------------------
     def _check_auth(self, request: web.Request) -> None:

@@ -169,7 +169,10 @@ class CampaignScheduler:
             self.interview_of.pop(aid, None)
             self.channel_of.pop(aid, None)
         interview = self.store.get_interview(iid)
-        if interview.status in ENDED:
+        holder = self.store.get_attempt(aid).lease_owner
+        if holder not in (self.owner, None):  # e.g. the candidate called in first: that call took the attempt
+            log.info("attempt taken over by %s", holder, extra={"interview_id": iid})
+        elif interview.status in ENDED:
             retry = self.store.finish_attempt(aid, attempt_outcome(interview), sip_code)
             log.info("attempt %d ended: %s%s", claim.attempt.attempt_no, attempt_outcome(interview),
                      f", retry due {retry.due_at}" if retry else "", extra={"interview_id": iid})

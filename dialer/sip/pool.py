@@ -4,6 +4,8 @@ claims an interview by moving it to `dialing` before a worker sees it, so no int
 A worker that dies takes only its own calls with it: the pool ends them in the store (partial when the
 interview had started, failed before that), logs why (signal or exit code, its calls, its log file; kept in
 `deaths`) and starts a replacement on the same ports. A worker that cannot start fails `start()` instead.
+Calls to `sip.inbound_user` hold a worker's slot from their arrival (dialer/sip/inbound.py); once one runs an
+interview, the pool treats it like a dialed call.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ class _Worker:
     conn: Connection
     ready: asyncio.Future
     calls: dict[str, asyncio.Future] = field(default_factory=dict)  # interview id -> its CallResult
+    inbound: set[str] = field(default_factory=set)  # inbound calls not running an interview (yet): their keys
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class MediaWorkerPool:
 
     @property
     def active_calls(self) -> int:
-        return sum(len(worker.calls) for worker in self.workers)
+        return sum(len(worker.calls) + len(worker.inbound) for worker in self.workers)
 
     async def start(self) -> None:
         """Start the workers and wait until each is ready; raises (RuntimeError naming the cause, or
@@ -173,8 +176,8 @@ class MediaWorkerPool:
 
     def _worker_with_room(self) -> _Worker | None:
         ready = [w for w in self.workers if w.ready.done() and not w.ready.exception()
-                 and len(w.calls) < self.capacity_per_worker]
-        return min(ready, key=lambda w: len(w.calls), default=None)
+                 and len(w.calls) + len(w.inbound) < self.capacity_per_worker]
+        return min(ready, key=lambda w: len(w.calls) + len(w.inbound), default=None)
 
     def _notify(self, interview_id: str, status: str) -> None:
         if self.on_state is not None:
@@ -199,7 +202,13 @@ class MediaWorkerPool:
             worker.ready.set_exception(RuntimeError(message["reason"]))
         elif op == "state":
             self._notify(message["interview_id"], message["status"])
+        elif op == "inbound":  # a call to sip.inbound_user holds a slot; then it may run an interview
+            self._inbound(worker, message["key"], message.get("interview_id"))
+        elif op == "done" and message.get("interview_id") is None:  # an inbound call that ran no interview
+            worker.inbound.discard(message.get("key"))
+            asyncio.create_task(self._wake())
         elif op == "done":
+            worker.inbound.discard(message.get("key"))
             done = worker.calls.pop(message["interview_id"], None)
             result = CallResult(message["interview_id"], message["status"], message.get("code") or None)
             if done is not None and not done.done():
@@ -207,6 +216,15 @@ class MediaWorkerPool:
             self._notify(message["interview_id"], message["status"])
             self._done(result, message.get("timings") or [])
             asyncio.create_task(self._wake())
+
+    def _inbound(self, worker: _Worker, key: str, interview_id: str | None) -> None:
+        """Count an inbound call from its arrival; once it runs an interview it is that interview's call
+        (a worker that dies ends it like a dialed one)."""
+        if interview_id is None:
+            worker.inbound.add(key)
+            return
+        worker.inbound.discard(key)
+        worker.calls[interview_id] = asyncio.get_running_loop().create_future()
 
     async def _wake(self) -> None:
         async with self._free:
@@ -226,6 +244,7 @@ class MediaWorkerPool:
             self._notify(interview_id, status)
             self._done(CallResult(interview_id, status, None), [])
         worker.calls.clear()
+        worker.inbound.clear()
         cause, log_path = exit_cause(worker.process.exitcode), worker_log_path(self.settings, worker.index)
         if not worker.ready.done():
             worker.ready.set_exception(RuntimeError(f"media worker {worker.index} {cause} while starting; "

@@ -3,9 +3,12 @@ that runs each answered call's InterviewSession over its SipLeg.
 
 The pool (pool.py) sends {"op": "dial", "interview_id", "target"}, {"op": "end", "reason"} (every answered
 call says a short goodbye and hangs up: partial) and {"op": "stop"} over a pipe and gets back {"op": "ready"},
-{"op": "state", ...} and {"op": "done", "interview_id", "status", "code", "timings"} (timings: the session's
-TurnTiming per reply, as dicts, for the server's metrics). The pool
+{"op": "state", ...} and {"op": "done", "interview_id", "key", "status", "code", "timings"} (timings: the
+session's TurnTiming per reply, as dicts, for the server's metrics). The pool
 has already moved the interview to `dialing` (its claim); the worker writes every later status itself.
+An inbound call (to sip.inbound_user, dialer/sip/inbound.py) is announced as {"op": "inbound", "key"} when it
+arrives (it holds a slot) and {"op": "inbound", "key", "interview_id"} once it runs an interview; one that
+runs none ends with a `done` whose interview_id is None.
 If the worker dies, the pool ends its calls in the store (partial or failed) and starts a new one.
 Besides stderr, each worker logs to <store dir>/logs/media-worker-N.log, where a crash in native code
 (llama.cpp, pjsip, onnxruntime) also leaves every thread's Python stack (faulthandler).
@@ -29,10 +32,12 @@ import pjsua2 as pj
 
 from config.settings import Settings
 from dialer.handoff import prepare_transfer
+from dialer.inbound import UNKNOWN_MESSAGE
 from dialer.leg import bridge
 from dialer.sip.account import WorkerAccount
 from dialer.sip.call import SipCall
 from dialer.sip.endpoint import EndpointPlan, account_config, poll_forever, start_endpoint
+from dialer.sip.inbound import InboundCall
 from dialer.sip.media import RATE, ports
 from dialer.sip.outcomes import unanswered_code, unanswered_status
 from dialer.sip.voicemail import screen_for_voicemail
@@ -80,13 +85,15 @@ class MediaWorker:
         self.tasks: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
         self.leftovers: list[SipCall] = []  # calls pjsip never confirmed as disconnected; freed at the end
+        self.inbound_count = 0
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         plan = EndpointPlan.for_worker(self.sip, self.index)
         try:
             self.endpoint = start_endpoint(plan, self.sip.codecs)
-            self.account = WorkerAccount()  # refuses INVITEs nobody asked for (403)
+            # Refuses INVITEs nobody asked for (403); calls to sip.inbound_user go to _on_inbound.
+            self.account = WorkerAccount(inbound_user=self.sip.inbound_user, on_inbound=self._on_inbound)
             self.account.create(account_config(plan, self.sip))
         except pj.Error as exc:  # the pool's start() fails with this reason
             hint = " (another process holds it: set sip.port, e.g. PHONESCREEN_SIP_PORT)" \
@@ -100,6 +107,8 @@ class MediaWorker:
             self.engines = await loop.run_in_executor(None, lambda: load_engines(self.settings, "en",
                                                                               with_llm=self.with_llm))
             self.store = SessionStore(self.settings.store.path, busy_timeout_ms=self.settings.store.busy_timeout_ms)
+            if self.sip.inbound_user:  # an unknown caller hears it at once
+                await loop.run_in_executor(self.engines.executor, self.engines.phrases(RATE).warm, [UNKNOWN_MESSAGE])
             loop.add_reader(self.conn.fileno(), self._on_message)
             self._tell({"op": "ready", "index": self.index, "sip_port": plan.sip_port})
             log.info("media worker %d ready on %s:%d", self.index, plan.address, plan.sip_port)
@@ -182,18 +191,23 @@ class MediaWorker:
             status = Status.PARTIAL if current == Status.IN_PROGRESS else Status.FAILED
             self._status(iid, status, "worker_error")
         finally:
-            call.hang_up_now()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(call.disconnected.wait(), DISCONNECT_WAIT_S)
-            self.calls.pop(iid, None)
-            if call.disconnected.is_set():
-                call.release()
-            else:
-                self.leftovers.append(call)
-            session = self.sessions.pop(iid, None)
-            timings = [{**dataclasses.asdict(t), "total_ms": t.total_ms} for t in session.timings] if session else []
-            self._tell({"op": "done", "interview_id": iid, "status": str(status), "code": call.status_code,
-                        "timings": timings})
+            await self._end_call(iid, call, status)
+
+    async def _end_call(self, key: str, call: SipCall, status: str | None) -> None:
+        """Hang up if need be, free the call and tell the pool. `key`: the interview id (an inbound call
+        that ran none: its placeholder key, and no status)."""
+        call.hang_up_now()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(call.disconnected.wait(), DISCONNECT_WAIT_S)
+        self.calls.pop(key, None)
+        if call.disconnected.is_set():
+            call.release()
+        else:
+            self.leftovers.append(call)
+        session = self.sessions.pop(key, None)
+        timings = [{**dataclasses.asdict(t), "total_ms": t.total_ms} for t in session.timings] if session else []
+        self._tell({"op": "done", "interview_id": key if status is not None else None, "key": key,
+                    "status": str(status), "code": call.status_code, "timings": timings})
 
     async def _dial_and_talk(self, iid: str, target: str, call: SipCall) -> str:
         try:
@@ -204,7 +218,7 @@ class MediaWorker:
             return Status.FAILED
         # The opening (greeting with the name, consent) is synthesized while the phone rings: it plays whole.
         opening = InterviewSession.opening_of(self.store, iid)  # the store is read on the loop's thread only
-        asyncio.get_running_loop().run_in_executor(self.engines.executor, self._make_opening, iid, opening)
+        asyncio.get_running_loop().run_in_executor(self.engines.executor, self.make_opening, iid, opening)
         answered = await self._ring(iid, call)
         if not answered:
             ring_timeout = not call.disconnected.is_set()
@@ -222,6 +236,10 @@ class MediaWorker:
             return Status.NO_ANSWER
         if not self._status(iid, Status.IN_PROGRESS, 200):
             return self.store.get_interview(iid).status
+        return await self.talk(iid, call)
+
+    async def talk(self, iid: str, call: SipCall) -> str:
+        """The interview over an answered call (in_progress already), until it ends; its final status."""
         session = InterviewSession.for_interview(
             self.store, iid, engines=self.engines, voice=self.settings.voice,
             recordings_dir=self.settings.store.recordings_dir,
@@ -239,7 +257,41 @@ class MediaWorker:
         finally:
             rtp_watch.cancel()
 
-    def _make_opening(self, iid: str, opening: tuple[str, ...]) -> None:
+    # -- inbound calls (dialer/sip/inbound.py) ------------------------------------------------------------
+    def _on_inbound(self, call: SipCall, caller: str) -> None:
+        """A call to sip.inbound_user (the account's callback has returned): it takes a slot at once."""
+        self.inbound_count += 1
+        key = call.label = f"inbound-{self.index}-{self.inbound_count}"
+        self.calls[key] = call
+        self._tell({"op": "inbound", "key": key})
+        task = asyncio.create_task(self._inbound(key, call, caller), name=key)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _inbound(self, key: str, call: SipCall, caller: str) -> None:
+        inbound = InboundCall(self, key, call, caller)
+        status: str | None = None
+        try:
+            status = await inbound.run()
+        except Exception:
+            log.exception("inbound call failed", extra={"interview_id": inbound.interview_id or ""})
+            if inbound.interview_id is not None:
+                current = self.store.get_interview(inbound.interview_id).status
+                status = Status.PARTIAL if current == Status.IN_PROGRESS else current
+                if current == Status.IN_PROGRESS:
+                    self._status(inbound.interview_id, status, "worker_error")
+        finally:
+            await self._end_call(inbound.interview_id or key, call, status)
+
+    def took_inbound(self, key: str, iid: str) -> None:
+        """An inbound call now runs interview `iid` (claimed in_progress): keyed by it, like a dialed call."""
+        call = self.calls.pop(key)
+        call.label = iid
+        self.calls[iid] = call
+        self._tell({"op": "inbound", "key": key, "interview_id": iid})
+        self._tell({"op": "state", "interview_id": iid, "status": str(Status.IN_PROGRESS), "code": 200})
+
+    def make_opening(self, iid: str, opening: tuple[str, ...]) -> None:
         try:
             self.engines.phrases(RATE).warm(opening)
         except Exception:  # the session makes it again when the call is answered
