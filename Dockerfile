@@ -34,9 +34,10 @@ ENV PHONESCREEN_STORE_PATH=/data/phonescreen.db \
     PHONESCREEN_SIP_BIND_ADDRESS=0.0.0.0
 VOLUME /data
 
-# HTTP (API, dashboard, web channel); SIP of media worker 0 (sip.port); its RTP ports
-# (sip.rtp_port_start .. + sip.rtp_ports_per_worker - 1). More workers: publish sip.port + N and their RTP.
-EXPOSE 8080/tcp 5080/udp 40000-40099/udp
+# HTTP (API, dashboard, web channel); SIP of media worker 0 (sip.port: UDP, or TCP for sip.transport = tls);
+# its RTP ports (sip.rtp_port_start .. + sip.rtp_ports_per_worker - 1). More workers: publish sip.port + N and
+# their RTP.
+EXPOSE 8080/tcp 5080/udp 5080/tcp 40000-40099/udp
 
 # /readyz: 200 once the store is writable and the voice models and media workers are ready.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \

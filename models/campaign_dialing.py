@@ -18,6 +18,7 @@ from typing import Any
 from models.calling_window import next_call_time
 from models.campaign_settings import RETRY_OUTCOMES, resume_settings
 from models.db import dumps, fmt_time, immediate, new_id, parse_time
+from models.errors import Conflict, NotFound
 from models.lifecycle import IllegalTransition, Status
 from models.records import CallAttempt, Campaign, Interview
 from models.validation import normalize_phone
@@ -85,7 +86,6 @@ class CampaignDialing:
     def campaign_action(self, cid: str, action: str) -> Campaign:
         """start | pause | resume | cancel. Starting makes every candidate's first attempt, due now;
         cancelling ends the attempts not dialed yet (calls in progress finish)."""
-        from models.store import Conflict
         allowed, new_status = CAMPAIGN_ACTIONS[action]
         with immediate(self.db):
             campaign = self.get_campaign(cid)
@@ -284,7 +284,6 @@ class CampaignDialing:
 
     # -- reading ---------------------------------------------------------------------------------------
     def get_attempt(self, attempt_id: str) -> CallAttempt:
-        from models.store import NotFound
         row = self._one("SELECT * FROM call_attempts WHERE id = ?", [attempt_id])
         if row is None:
             raise NotFound("call attempt", attempt_id)
@@ -325,7 +324,6 @@ class CampaignDialing:
         return DoNotCallEntry(**self._one("SELECT * FROM do_not_call WHERE phone = ?", [phone])), True
 
     def remove_do_not_call(self, phone: str) -> None:
-        from models.store import NotFound
         phone = normalize_phone(phone)
         with immediate(self.db):
             if not self.db.execute("DELETE FROM do_not_call WHERE phone = ?", [phone]).rowcount:

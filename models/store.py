@@ -21,19 +21,10 @@ from models.lifecycle import ACTIVE, ENDED, IllegalTransition, Status, check_tra
 from models.records import (ApiKey, Campaign, Candidate, Event, Interview, Position, Scorecard, Turn,
                             TurnEvaluation,
                             WebhookDelivery, WebhookEndpoint)
+from models.errors import Conflict, NotFound  # noqa: F401  (raised here; callers import them from the store)
 from models.schema import migrate
 
 WEBHOOK_EVENTS = ("interview.status_changed", "interview.completed", "interview.scored")
-
-
-class NotFound(LookupError):
-    def __init__(self, entity: str, entity_id: str):
-        super().__init__(f"{entity} {entity_id!r} not found")
-        self.entity, self.entity_id = entity, entity_id
-
-
-class Conflict(Exception):
-    """The request is well formed but the record's state forbids it (answered as 409)."""
 
 
 def token_hash(token: str) -> str:

@@ -35,13 +35,6 @@ def normalize_phone(value: object, field: str = "phone") -> str:
     return compact
 
 
-def mask_phone(phone: str | None) -> str:
-    """Logs show only the last 4 digits of a phone number."""
-    if not phone:
-        return ""
-    return "***" + phone[-4:]
-
-
 def check_email(value: object, field: str = "email") -> str | None:
     if value is None or value == "":
         return None

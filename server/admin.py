@@ -18,8 +18,8 @@ from models.records import CHANNELS
 from server import admin_data
 from server.admin_auth import ADMIN, AdminState, admin_data as data_route, admin_page, is_admin, login, \
     login_form, logout, see_other
-from server.api_interviews import STATUSES, settings_of
-from server.http import ApiError, camelize, json_response, paging, store_of
+from server.api_interviews import STATUSES
+from server.http import ApiError, camelize, json_response, paging, settings_of, store_of
 from server.voice import VOICE
 from server.web_channel import static_page
 

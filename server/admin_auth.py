@@ -21,8 +21,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from server.api_interviews import settings_of
-from server.http import error_body
+from server.http import error_body, settings_of
 from server.web_channel import PAGE_HEADERS, STATIC_DIR
 
 COOKIE = "phonescreen_admin"

@@ -15,7 +15,7 @@ from dialer.channels import campaign_blocked_reason
 from models.db import fmt_time
 from models.lifecycle import ACTIVE, ENDED, Status
 from models.store import SessionStore
-from models.validation import mask_phone
+from config.logging_setup import mask_phone
 from scoring.transcript import factor_in_progress
 from server.api_interviews import event_json, interview_json, scorecard_json, turn_json
 from server.voice import VoiceRuntime

@@ -17,8 +17,8 @@ from models.records import Campaign
 from models.store import SessionStore
 from models.validation import ValidationError, check_text
 from scoring.export import campaign_results_csv
-from server.api_interviews import MAX_ID_CHARS, STATUSES, check_channel, check_id, settings_of
-from server.http import Route, camel, camel_path, camelize, paging, read_json, reject_unknown, store_of
+from server.api_interviews import MAX_ID_CHARS, STATUSES, check_channel, check_id
+from server.http import Route, camel, camel_path, camelize, paging, read_json, reject_unknown, settings_of, store_of
 from server.schemas import (COMPONENTS, ERROR_REF, PAGE_PARAMETERS, VISIBLE, json_body, json_ok, page_of, path_id,
                             ref)
 

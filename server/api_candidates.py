@@ -10,8 +10,8 @@ from aiohttp import BodyPartReader, web
 from models.candidate_csv import decode_csv, import_candidates
 from models.validation import (CANDIDATE_FIELDS, MAX_METADATA_KEYS, MAX_TAGS, ValidationError,
                                clean_candidate)
-from server.http import (FILE_REFUSED, ApiError, Route, camel_path, file_content_rules, json_response, page_response, paging, read_json,
-                         reject_unknown, store_of)
+from server.http import (FILE_REFUSED, SETTINGS, ApiError, Route, camel_path, file_content_rules, json_response,
+                         page_response, paging, read_json, reject_unknown, store_of)
 from server.schemas import (COMPONENTS, ERROR_REF, PAGE_PARAMETERS, PHONE_PATTERN, SPACE, VISIBLE, json_body,
                             json_ok, page_of, path_id, ref)
 
@@ -21,7 +21,6 @@ MULTIPART_TYPE = "multipart/form-data"
 
 
 def _default_timezone(request: web.Request) -> str:
-    from server.app import SETTINGS  # imported here: server.app imports this module
     return request.app[SETTINGS].interviews.default_timezone
 
 
@@ -58,7 +57,6 @@ async def update_candidate(request: web.Request) -> web.Response:
 async def delete_candidate(request: web.Request) -> web.Response:
     """Erasure: the candidate's personal data, interviews, transcripts, scorecards and recording files go
     everywhere; an anonymous `candidate.erased` event stays (server/erasure.py)."""
-    from server.app import SETTINGS  # imported here: server.app imports this module
     from server.erasure import erase_candidate
     erase_candidate(store_of(request), request.match_info["id"], request.app[SETTINGS].store.recordings_dir)
     return web.Response(status=204)
@@ -86,7 +84,6 @@ async def _uploaded_csv(request: web.Request) -> bytes:
 async def _multipart_file(request: web.Request) -> bytes | None:
     """The bytes of the part named "file", the upload's only field (request.post() would also decode every
     other text field, and refuse a form with one it cannot decode)."""
-    from server.app import SETTINGS  # imported here: server.app imports this module
     limit, total = request.app[SETTINGS].server.max_body_bytes, 0
     if (request.content_length or 0) > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)

@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp import web
 
-from config.settings import Settings
 from models.lifecycle import ENDED, Status
 from models.records import CHANNELS, Event, Interview, Scorecard, Turn
 from models.store import default_expiry
@@ -18,7 +17,7 @@ from models.validation import RuleViolation, ValidationError, check_text
 from scoring.job import rescore_with_own_store
 from scoring.schema import SCORECARD_DATA_SCHEMA
 from scoring.scorecard import SCORABLE
-from server.http import (ApiError, Route, json_response, page_response, paging, read_json, reject_unknown,
+from server.http import (ApiError, Route, json_response, page_response, paging, read_json, reject_unknown, settings_of,
                          store_of)
 from server.schemas import (COMPONENTS, ERROR_REF, PAGE_PARAMETERS, VISIBLE, json_body, json_ok, page_of, path_id,
                             ref)
@@ -27,11 +26,6 @@ BASE = "/api/v1/interviews"
 MAX_ID_CHARS = 100
 MAX_EXPIRY = timedelta(days=365)
 STATUSES = [s.value for s in Status]
-
-
-def settings_of(request: web.Request) -> Settings:
-    from server.app import SETTINGS  # imported here: server.app imports this module
-    return request.app[SETTINGS]
 
 
 # -- records to API JSON (json_response camelizes) -------------------------------------------------

@@ -42,8 +42,8 @@ from models.store import SessionStore
 from models.validation import RuleViolation, ValidationError, check_text
 from scoring.job import rescore_with_own_store
 from scoring.transcript import _spoken_question, words_of
-from server.api_interviews import scorecard_json, settings_of
-from server.http import ApiError, Route, json_response, read_json, reject_unknown, store_of
+from server.api_interviews import scorecard_json
+from server.http import ApiError, Route, json_response, read_json, reject_unknown, settings_of, store_of
 from server.schemas import COMPONENTS, ERROR_REF, VISIBLE, json_body, json_ok, path_id, ref
 
 BASE = "/api/v1/interviews/{id}"

@@ -12,7 +12,7 @@ from models.db import dumps, new_id
 from models.records import WebhookDelivery, WebhookEndpoint
 from models.store import WEBHOOK_EVENTS
 from models.validation import ValidationError, check_text
-from server.http import (Route, camelize, json_response, page_response, paging, read_json, reject_unknown,
+from server.http import (SETTINGS, Route, camelize, json_response, page_response, paging, read_json, reject_unknown,
                          store_of)
 from server.schemas import COMPONENTS, ERROR_REF, PAGE_PARAMETERS, json_body, json_ok, page_of, path_id, ref
 from server.webhooks import client_session, is_private_host, post_event, signed_headers
@@ -30,7 +30,6 @@ SECRET_PATTERN = r"^[\x21-\x7e]+$"  # printable ASCII: the secret is an HMAC key
 
 
 def _check_target(request: web.Request, url: str) -> str:
-    from server.app import SETTINGS  # server.app imports this module
     if not request.app[SETTINGS].webhooks.allow_private_targets and is_private_host(yarl.URL(url).host or ""):
         raise ValidationError("must be a public address (webhooks.allow_private_targets is off)", "url")
     return url
@@ -135,7 +134,6 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 async def ping_webhook(request: web.Request) -> web.Response:
     """Send one signed `ping` now (nothing is queued) and report how the receiver answered."""
-    from server.app import SETTINGS  # server.app imports this module
     store = store_of(request)
     endpoint = store.get_webhook(request.match_info["id"])
     body = dumps({"id": new_id("evt_ping"), "type": "ping", "createdAt": store.now(),

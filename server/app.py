@@ -12,11 +12,11 @@ from server import health, metrics, recording_urls
 from server import api_dnc, api_turns
 from server.auth import ROUTE_SCOPES, auth_middleware
 from server.errors import error_middleware, quiet_malformed_requests
-from server.http import STORE, Handler, Route
+from server.jobs import start_background_jobs
+from server.http import API_ROUTE_TABLE, SETTINGS, STORE, Handler, Route
 from server.shutdown import OPS, Operations, wind_down
 from server.voice import VOICE, VoiceRuntime
 
-SETTINGS = web.AppKey("settings", Settings)
 API_ROUTES: list[Route] = [*api_positions.ROUTES, *api_candidates.ROUTES, *api_interviews.ROUTES,
                            *api_campaigns.ROUTES, *api_webhooks.ROUTES, *recording_urls.ROUTES,
                            *api_dnc.ROUTES, *api_turns.ROUTES]
@@ -57,7 +57,8 @@ def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool =
     app[SETTINGS] = settings
     app[STORE] = store
     app[VOICE] = VoiceRuntime(engines)
-    app[ROUTE_SCOPES] = _add_api_routes(app, [*API_ROUTES, *openapi.ROUTES])
+    app[API_ROUTE_TABLE] = [*API_ROUTES, *openapi.ROUTES]
+    app[ROUTE_SCOPES] = _add_api_routes(app, app[API_ROUTE_TABLE])
     app.on_response_prepare.append(_no_sniff)
     quiet_malformed_requests()
     web_channel.add_routes(app)  # /join, /ws/join, /static: no API key (the join token / admin login guard them)
@@ -69,7 +70,6 @@ def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool =
     metrics.add_routes(app, store, app[OPS].pool_restarts)  # /metrics: no API key (scrape it from inside)
     recording_urls.add_routes(app, settings)  # /recordings/{id}: the signed URL is the permission
     if background_jobs:
-        from server.jobs import start_background_jobs
         app.cleanup_ctx.append(start_background_jobs)
         app.on_shutdown.append(wind_down)  # SIGTERM: let calls finish, then end them politely (server/shutdown.py)
     return app

@@ -14,7 +14,7 @@ from models.validation import ValidationError
 from server import cli_admin, cli_models, cli_records, cli_rehearse, cli_scoring
 from server import cli_campaign
 from server.cli_output import CliError
-from server.logging_setup import configure_logging
+from config.logging_setup import configure_logging
 
 Command = Callable[[argparse.Namespace, Settings], int]
 COMMANDS: dict[tuple[str, str | None], Command] = {

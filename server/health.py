@@ -10,7 +10,7 @@ from aiohttp import web
 
 from config.settings import SettingsError
 from dialer.twilio.settings_check import check_twilio_settings
-from server.http import store_of
+from server.http import SETTINGS, store_of
 from server.shutdown import OPS
 from server.voice import VOICE
 
@@ -50,7 +50,6 @@ def _models(request: web.Request, workers_ok: bool) -> tuple[bool, str]:
 
 
 def _twilio(request: web.Request) -> tuple[bool, str]:
-    from server.app import SETTINGS  # server.app imports this module
     settings = request.app[SETTINGS]
     if not settings.twilio.enabled:
         return True, "disabled"

@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable, Iterator
 
 from aiohttp import web
 
+from config.settings import Settings
 from config.templates import InterviewTemplate
 
 from config.templates import TemplateError
@@ -19,6 +20,8 @@ from models.validation import RuleViolation, ValidationError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STORE = web.AppKey("store", SessionStore)
+SETTINGS = web.AppKey("settings", Settings)
+API_ROUTE_TABLE: web.AppKey[list["Route"]] = web.AppKey("api_routes")  # what the app serves: the OpenAPI document
 MAX_PAGE_SIZE = 100
 JSON_TYPE = "application/json"
 MAX_JSON_DEPTH = 32  # our deepest body (a template) nests 4 levels
@@ -169,3 +172,7 @@ def page_response(items: list[Any], total: int, page: int, page_size: int) -> we
 
 def store_of(request: web.Request) -> SessionStore:
     return request.app[STORE]
+
+
+def settings_of(request: web.Request) -> Settings:
+    return request.app[SETTINGS]

@@ -11,7 +11,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from server.http import STORE
+from server.http import SETTINGS, STORE
 from server.metrics import METRICS
 from server.shutdown import OPS
 from server.webhooks import WebhookDispatcher, client_session
@@ -28,7 +28,6 @@ async def expire_invites_forever(app: web.Application, interval_s: float = 30.0)
 
 
 async def deliver_webhooks_forever(app: web.Application) -> None:
-    from server.app import SETTINGS  # server.app imports this module lazily; avoid the cycle
     async with client_session() as session:  # closed when the task is cancelled at shutdown
         await WebhookDispatcher(app[STORE], app[SETTINGS].webhooks, session,
                                 on_result=app[METRICS].webhook_attempt).run_forever()
@@ -36,8 +35,7 @@ async def deliver_webhooks_forever(app: web.Application) -> None:
 
 async def score_interviews_forever(app: web.Application) -> None:
     from scoring.job import ScoringWorker
-    from server.app import SETTINGS
-    from server.logging_setup import configure_logging
+    from config.logging_setup import configure_logging
     settings = app[SETTINGS]
     worker = ScoringWorker(settings, configure_logging, (settings.log.format, settings.log.level))
     try:
@@ -47,7 +45,6 @@ async def score_interviews_forever(app: web.Application) -> None:
 
 
 async def dial_forever(app: web.Application) -> None:
-    from server.app import SETTINGS
     from server.dialing import DialingJob
     settings = app[SETTINGS]
     twilio_calls = None
@@ -61,14 +58,12 @@ async def dial_forever(app: web.Application) -> None:
 
 
 async def apply_retention_forever(app: web.Application) -> None:
-    from server.app import SETTINGS
     from server.retention import retention_forever
     await retention_forever(app[STORE], app[SETTINGS])
 
 
 async def start_background_jobs(app: web.Application) -> AsyncIterator[None]:
     from dialer.channels import any_phone_channel
-    from server.app import SETTINGS
     tasks = [asyncio.create_task(expire_invites_forever(app), name="expire-invites"),
              asyncio.create_task(deliver_webhooks_forever(app), name="deliver-webhooks"),
              asyncio.create_task(score_interviews_forever(app), name="score-interviews"),

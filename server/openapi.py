@@ -5,7 +5,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.http import Route
+from server.http import API_ROUTE_TABLE, Route
 from server.schemas import COMPONENTS
 
 API_PREFIX = "/api/v1"
@@ -43,8 +43,7 @@ def build_document(routes: list[Route]) -> dict[str, Any]:
 
 
 async def serve_document(request: web.Request) -> web.Response:
-    from server.app import API_ROUTES  # the document describes the routes the app actually serves
-    return web.json_response(build_document([*API_ROUTES, *ROUTES]))
+    return web.json_response(build_document(request.app[API_ROUTE_TABLE]))  # the routes actually served
 
 
 ROUTES: list[Route] = [Route("GET", f"{API_PREFIX}/openapi.json", serve_document, None,

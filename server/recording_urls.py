@@ -16,7 +16,7 @@ from aiohttp import web
 
 from config.settings import Settings
 from models.db import fmt_time
-from server.http import ApiError, Route, json_response, store_of
+from server.http import SETTINGS, ApiError, Route, json_response, store_of
 from server.schemas import COMPONENTS, ERROR_REF, json_ok, path_id, ref
 
 MAX_SIG_CHARS = 128
@@ -57,7 +57,6 @@ def _recording_file(request: web.Request, interview_id: str) -> Path:
 
 
 async def recording_url(request: web.Request) -> web.Response:
-    from server.app import SETTINGS  # server.app imports this module
     interview_id = request.match_info["id"]
     _recording_file(request, interview_id)
     url, expires_at = request.app[RECORDING_SIGNER].url(interview_id, store_of(request).clock())

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from server.voice import VOICE, VoiceRuntime
+from server.http import SETTINGS
 
 if TYPE_CHECKING:
     from dialer.sip.pool import MediaWorkerPool
@@ -42,7 +43,6 @@ OPS = web.AppKey("operations", Operations)
 
 
 async def wind_down(app: web.Application) -> None:
-    from server.app import SETTINGS  # server.app imports this module
     ops, server = app[OPS], app[SETTINGS].server
     ops.stopping = True
     log.info("shutting down: no new calls; active interviews get %g s to finish", server.shutdown_grace_s)

@@ -25,7 +25,7 @@ from dialer.twilio.leg import TwilioLeg
 from dialer.twilio.status import CALL_STATUSES, WAITING, interpret
 from models.lifecycle import IllegalTransition, Status
 from models.store import NotFound
-from server.http import STORE, ApiError
+from server.http import SETTINGS, STORE, ApiError
 from server.voice import run_interview
 
 log = logging.getLogger("phonescreen.twilio")
@@ -43,7 +43,6 @@ TWILIO = web.AppKey("twilio", TwilioRuntime)
 
 
 def _settings(app: web.Application) -> Settings:
-    from server.app import SETTINGS  # server.app imports this module
     return app[SETTINGS]
 
 

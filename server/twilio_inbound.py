@@ -30,7 +30,7 @@ from ivr.interviewer import first_name
 from models.inbound_calls import InboundClaim, InboundMatch
 from models.lifecycle import IllegalTransition, Status
 from models.store import Conflict, SessionStore
-from models.validation import mask_phone
+from config.logging_setup import mask_phone
 from server.http import STORE, ApiError
 from server.twilio_endpoints import require_enabled, signed_form
 

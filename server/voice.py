@@ -14,7 +14,7 @@ from dialer.handoff import prepare_transfer
 from dialer.leg import Leg, bridge
 from ivr.engines import VoiceEngines, load_engines
 from ivr.session import InterviewSession
-from server.http import STORE
+from server.http import SETTINGS, STORE
 from server.metrics import METRICS
 
 log = logging.getLogger("phonescreen.server")
@@ -34,7 +34,6 @@ async def engines_of(app: web.Application) -> VoiceEngines:
     runtime = app[VOICE]
     async with runtime.lock:
         if runtime.engines is None:
-            from server.app import SETTINGS  # server.app imports this module; avoid the cycle
             log.info("loading voice engines")
             runtime.engines = await asyncio.get_running_loop().run_in_executor(None, load_engines, app[SETTINGS])
     return runtime.engines
@@ -43,7 +42,6 @@ async def engines_of(app: web.Application) -> VoiceEngines:
 async def run_interview(app: web.Application, interview_id: str, leg: Leg) -> str:
     """Run a stored interview over a connected leg until it ends; returns the final status. The interview
     must already be in_progress (the leg's owner made that transition when the candidate answered/joined)."""
-    from server.app import SETTINGS
     settings = app[SETTINGS]
     engines = await engines_of(app)
     session = InterviewSession.for_interview(app[STORE], interview_id, engines=engines, voice=settings.voice,

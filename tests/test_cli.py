@@ -20,7 +20,7 @@ import pytest
 from config.templates import sample_template_path
 from models.schema import LATEST
 from models.store import SessionStore
-from server.logging_setup import configure_logging
+from config.logging_setup import configure_logging
 
 Cli = Callable[..., subprocess.CompletedProcess]
 

@@ -20,7 +20,8 @@ from campaign_harness import OffsetClock
 from config.settings import ServerSettings, Settings, SipSettings, TwilioSettings
 from dialer.channels import campaign_blocked_reason, channel_problem
 from models.store import SessionStore
-from server.app import SETTINGS, make_app
+from server.app import make_app
+from server.http import SETTINGS
 from twilio_double import Callee, TwilioDouble, twilio_settings
 
 CAMPAIGNS = "/api/v1/campaigns"

@@ -97,6 +97,9 @@ def test_the_image_exposes_http_sip_and_the_rtp_range_of_the_settings() -> None:
     assert f"{settings.server.port}/tcp" in exposed
     sip_ports = [defaults.sip.port + n for n in range(defaults.sip.workers)]
     assert [f"{port}/udp" for port in sip_ports] == [p for p in exposed if p.endswith("/udp") and "-" not in p]
+    # sip.transport = tls listens on the same port numbers over TCP
+    sip_tcp = [p for p in exposed if p.endswith("/tcp") and p != f"{settings.server.port}/tcp"]
+    assert [f"{port}/tcp" for port in sip_ports] == sip_tcp
     rtp_end = defaults.sip.rtp_port_start + defaults.sip.workers * defaults.sip.rtp_ports_per_worker - 1
     assert f"{defaults.sip.rtp_port_start}-{rtp_end}/udp" in exposed
     assert settings.server.host == "0.0.0.0" and settings.sip.bind_address == "0.0.0.0"  # reachable from outside
@@ -129,6 +132,7 @@ def test_compose_puts_the_server_behind_a_reverse_proxy_it_trusts_alone() -> Non
     published = {str(p) for p in app["ports"]}
     rtp_end = defaults.sip.rtp_port_start + defaults.sip.rtp_ports_per_worker - 1
     assert f"{defaults.sip.port}:{defaults.sip.port}/udp" in published
+    assert f"{defaults.sip.port}:{defaults.sip.port}/tcp" in published  # SIP over TLS
     assert f"{defaults.sip.rtp_port_start}-{rtp_end}:{defaults.sip.rtp_port_start}-{rtp_end}/udp" in published
     assert any(volume.endswith(":/data") for volume in app["volumes"])
     trusted = app["environment"]["PHONESCREEN_SERVER_TRUSTED_PROXIES"]

@@ -16,7 +16,8 @@ from config.templates import InterviewTemplate, parse_template
 from dialer.simulator import CandidateScript, SimulatedCandidate, connected_interview, run_call
 from ivr.session import InterviewSession
 from models.lifecycle import ACTIVE
-from server.app import SETTINGS, make_app
+from server.app import make_app
+from server.http import SETTINGS
 from server.twilio_endpoints import place_call
 from twilio_double import Callee, twilio_interview, twilio_settings
 from voice import word_error_rate

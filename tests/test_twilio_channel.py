@@ -23,7 +23,8 @@ from dialer.twilio.settings_check import check_twilio_settings
 from dialer.twilio.status import interpret
 from models.db import utcnow
 from models.store import Conflict, SessionStore
-from server.app import SETTINGS, make_app
+from server.app import make_app
+from server.http import SETTINGS
 from server.twilio_endpoints import place_call
 from twilio_double import Callee, TwilioDouble, twilio_interview, twilio_settings
 

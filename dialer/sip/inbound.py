@@ -20,7 +20,7 @@ from dialer.sip.call import SipCall
 from ivr.interviewer import first_name
 from ivr.session import InterviewSession
 from models.inbound_calls import InboundMatch, InboundPlan
-from models.validation import mask_phone
+from config.logging_setup import mask_phone
 
 if TYPE_CHECKING:
     from dialer.sip.worker import MediaWorker

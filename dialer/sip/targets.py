@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from config.settings import SipSettings
-from models.validation import mask_phone
+from config.logging_setup import mask_phone
 
 _SIP_URI = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
 

@@ -61,7 +61,7 @@ def worker_log_path(settings: Settings, index: int) -> Path:
 def worker_main(conn: Connection, settings: Settings, index: int, with_llm: bool) -> None:
     """Entry point of the worker process (multiprocessing spawn)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it stops us over the pipe
-    from server.logging_setup import configure_logging
+    from config.logging_setup import configure_logging
     path = worker_log_path(settings, index)
     path.parent.mkdir(parents=True, exist_ok=True)
     log_file = open(path, "a", buffering=1, encoding="utf-8")  # line-buffered: a crash loses nothing logged

@@ -23,7 +23,7 @@ from config.settings import Settings, TwilioSettings
 from dialer.twilio.settings_check import check_twilio_settings
 from models.lifecycle import ENDED, IllegalTransition, Status
 from models.store import Conflict, SessionStore
-from models.validation import mask_phone
+from config.logging_setup import mask_phone
 
 log = logging.getLogger("phonescreen.twilio")
 T = TypeVar("T")

@@ -9,7 +9,13 @@ import sys
 import time
 from typing import Any, TextIO
 
-from models.validation import mask_phone
+
+def mask_phone(phone: str | None) -> str:
+    """Logs (and pages that need no more) show only the last 4 digits of a phone number."""
+    if not phone:
+        return ""
+    return "***" + phone[-4:]
+
 
 REDACTED = "[redacted]"
 _SECRET = re.compile(r"\b(?:psk|whsec)_[A-Za-z0-9_\-]+")
