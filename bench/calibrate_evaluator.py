@@ -8,8 +8,8 @@ Monotone: a feature meant to raise the score (evaluator.RAISES) must get a posit
 other one a negative weight; features fitted the wrong way are dropped and the model refitted.
 The "neighbours" feature of a tune answer is computed without that answer (leave-one-out), and its "probe"
 feature by a probe fitted on the other four folds, as both will be for a new answer; the probe fitted on
-every tune answer is saved in the weights file. The target is the human score's percentile among the tune answers (TARGET). A monotone
-map of the linear score (isotonic or linear on out-of-fold predictions, CALIBRATION) can follow; none is
+every tune answer is saved in the weights file. The target is the human score's percentile among the tune
+answers (TARGET). A monotone map of the linear score (isotonic or linear on out-of-fold predictions, CALIBRATION) can follow; none is
 shipped.
 Answers too short to judge (the evaluator returns None for them) are left out.
 

@@ -241,7 +241,8 @@ def test_heldout_pooled_agreement_meets_the_issues_target(agreement) -> None:
 
 
 # Not reached yet (see the README): an XPASS fails, so whoever reaches a target turns it into a plain assert.
-@pytest.mark.xfail(strict=True, reason="held-out Compliance and ethics is at 0.663, the issue asks every factor >= 0.70")
+@pytest.mark.xfail(strict=True, reason="held-out Compliance and ethics is at 0.663; the issue asks every factor "
+                   ">= 0.70")
 def test_no_heldout_factor_is_below_the_issues_target(agreement) -> None:
     assert agreement["heldout"]["min_factor_spearman"] >= scoring_agreement.TARGETS["min_factor_spearman"]
 

@@ -5,8 +5,8 @@ How: the answer is embedded once (all-MiniLM-L6-v2, offline; rubric texts and pr
 giving its similarity to the question, the description, each anchor and each separate point of the weak
 and strong anchors, the other factors' questions and prototypes of gaming answers, the human scores of the
 most similar rated answers (the "neighbours" feature, from the tune split) and a linear read-out of the
-vector fitted to those scores (the "probe"). Lexical counts (understanding.answer_text) add what embeddings cannot see:
-polarity (hostile acts, a claim the answer undoes), form (verb salads, keyword stuffing, read-back, musing)
+vector fitted to those scores (the "probe"). Lexical counts (understanding.answer_text) add what embeddings
+cannot see: polarity (hostile acts, a claim the answer undoes), form (verb salads, keyword stuffing, read-back, musing)
 and evidence (a situation, actions, reasons, results, numbers). A ridge model fitted on the `tune` split of
 the rated data (bench/calibrate_evaluator.py -> understanding/data/evaluator_weights.json) turns them into a score;
 flags then cap it, because a gamed answer must score low whatever else it contains. The reasoning
