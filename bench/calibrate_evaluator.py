@@ -6,9 +6,10 @@ Model: ridge regression on standardized features (numpy, closed form), the penal
 cross-validation on the tune split with fixed folds, so the same data always gives the same weights.
 Monotone: a feature meant to raise the score (evaluator.RAISES) must get a positive weight and every
 other one a negative weight; features fitted the wrong way are dropped and the model refitted.
-The "neighbours" feature of a tune answer is computed without that answer (leave-one-out), as it will be
-for a new answer. The target is the human score's percentile among the tune answers (TARGET). A monotone
-map of the linear score (isotonic or linear on out-of-fold predictions, CALIBRATION) can follow; none is
+The "neighbours" feature of a tune answer is computed without that answer (leave-one-out), and its "probe"
+feature by a probe fitted on the other four folds, as both will be for a new answer; the probe fitted on
+every tune answer is saved in the weights file. The target is the human score's percentile among the tune
+answers (TARGET). A monotone map of the linear score (isotonic or linear on out-of-fold predictions, CALIBRATION) can follow; none is
 shipped.
 Answers too short to judge (the evaluator returns None for them) are left out.
 
@@ -35,7 +36,7 @@ from bench.scoring_agreement import ranks  # noqa: E402
 from understanding.answer_text import TextFeatures  # noqa: E402
 from understanding.evaluator import (FEATURE_NAMES, MIN_SPOKEN_WORDS, NEIGHBOURS_K, NEIGHBOURS_PATH,  # noqa: E402
                                      NEIGHBOURS_TEMPERATURE, RAISES, WEIGHTS_PATH, AnswerEvaluator, Neighbours,
-                                     calibrated, capped)
+                                     Probe, calibrated, capped)
 
 ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 FOLDS = 5
@@ -123,10 +124,25 @@ def measure(evaluator: AnswerEvaluator, items: list[RatedAnswer]) -> list[Measur
     return out
 
 
+def probe_column(measured: list[Measured]) -> tuple[np.ndarray, Probe]:
+    """The "probe" feature of each answer, out of fold (a probe fitted on the other four interleaved
+    folds: as for a new answer, its own rating never reaches it), and the probe fitted on all of them."""
+    vectors = np.stack([m.vector for m in measured]).astype(np.float64)
+    scores = np.array([m.item.human for m in measured], dtype=np.float64)
+    fold = np.arange(len(measured)) % FOLDS
+    out = np.empty(len(measured))
+    for k in range(FOLDS):
+        probe = Probe.fit(vectors[fold != k], scores[fold != k])
+        out[fold == k] = [probe.score(v) for v in vectors[fold == k]]
+    return out, Probe.fit(vectors, scores)
+
+
 def fit(measured: list[Measured], log=print) -> dict:
     """The weights file's content for these answers (deterministic)."""
     knn = neighbour_column(measured, measured, leave_one_out=True)
-    rows = [[knn[i] if name == "neighbours" else m.features[name] for name in FEATURE_NAMES]
+    probed, probe = probe_column(measured)
+    learned = {"neighbours": knn, "probe": probed}
+    rows = [[learned[name][i] if name in learned else m.features[name] for name in FEATURE_NAMES]
             for i, m in enumerate(measured)]
     all_x = np.array(rows, dtype=np.float64)
     y = np.array([m.item.human for m in measured], dtype=np.float64)
@@ -149,7 +165,7 @@ def fit(measured: list[Measured], log=print) -> dict:
         "fitted_on": f"tune-{len(y)}", "target": TARGET, "alpha": alpha, "cv_rmse": round(cv_error(x, y, alpha) ** 0.5, 2),
         "features": names, "mean": [round(v, 6) for v in mean.tolist()],
         "scale": [round(v, 6) for v in scale.tolist()], "coef": [round(v, 4) for v in coef.tolist()],
-        "intercept": round(intercept, 4),
+        "intercept": round(intercept, 4), "probe": probe.to_dict(),
     }
     if CALIBRATION != "none":
         oof = oof_linear(x, y, alpha)
@@ -175,7 +191,8 @@ def fit_weights(log=print) -> dict:
 
 
 def predict(weights: dict, m: Measured, knn: float) -> int:
-    x = np.array([knn if name == "neighbours" else m.features[name] for name in weights["features"]])
+    learned = {"neighbours": knn, "probe": Probe.from_dict(weights["probe"]).score(m.vector)}
+    x = np.array([learned.get(name, m.features.get(name)) for name in weights["features"]])
     raw = weights["intercept"] + float(np.array(weights["coef"]) @ ((x - np.array(weights["mean"]))
                                                                    / np.array(weights["scale"])))
     return capped(calibrated(raw, weights), m.flags)

@@ -21,6 +21,8 @@ class RatedAnswer:
     split: str  # tune | heldout
     source: str  # hiring-team | phonescreen
     trap: str | None
+    batch: str | None = None  # a group of answers added together ("fresh-2026-12-05": held-out, never scored
+    # before they were committed), reported apart by the bench
 
 
 def load_rated(split: str | None = None) -> list[RatedAnswer]:
@@ -31,5 +33,6 @@ def load_rated(split: str | None = None) -> list[RatedAnswer]:
         for item in json.loads((ROOT / "data" / "ratings" / f"{name}.json").read_text())["items"]:
             if split is None or item["split"] == split:
                 items.append(RatedAnswer(template, factors[item["f"]], item["q"], item["t"], int(item["h"]),
-                                         item["split"], item.get("source", "phonescreen"), item.get("trap")))
+                                         item["split"], item.get("source", "phonescreen"), item.get("trap"),
+                                         item.get("batch")))
     return items

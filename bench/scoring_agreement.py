@@ -1,6 +1,8 @@
 """Agreement of the answer evaluator with human ratings (data/ratings/*.json).
 
-Reports, for the held-out split (never tuned on), the hiring team's own 27 answers, and the tune split:
+Reports, for the held-out split (never tuned on), the hiring team's own 27 answers, the held-out answers
+added in one batch after the evaluator was built (FRESH: committed before they were first scored), and the
+tune split:
 Spearman rank correlation per factor and pooled; agreement on the top and bottom thirds (of the
 answers humans put in their top or bottom third, the share the evaluator puts in the same third); every
 trap answer's score; and the time per answer (p50 / p95). `--json` prints the figures as JSON (the
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.rated_data import RatedAnswer, load_rated  # noqa: E402
 from understanding.evaluator import AnswerEvaluator, load_evaluator  # noqa: E402
 
+FRESH = "fresh-2026-12-05"
 TARGETS = {"pooled_spearman": 0.80, "min_factor_spearman": 0.70, "max_trap_score": 40, "thirds_agreement": 0.90}
 
 
@@ -97,6 +100,7 @@ def run(evaluator: AnswerEvaluator | None = None) -> dict[str, Any]:
         "evaluator": evaluator.version,
         "heldout": subset(lambda i: i.split == "heldout"),
         "hiring_team": subset(lambda i: i.source == "hiring-team"),
+        "heldout_fresh": subset(lambda i: i.batch == FRESH),
         "tune": subset(lambda i: i.split == "tune"),
         "traps": traps,
         "max_heldout_trap_score": max(heldout_traps) if heldout_traps else None,
@@ -123,7 +127,7 @@ def misses(report: dict[str, Any]) -> list[str]:
 
 def _print(report: dict[str, Any]) -> None:
     print(f"evaluator {report['evaluator']}")
-    for part in ("heldout", "hiring_team", "tune"):
+    for part in ("heldout", "hiring_team", "heldout_fresh", "tune"):
         f = report[part]
         print(f"\n{part} (n={f['n']}): pooled Spearman {f['pooled_spearman']}, top/bottom thirds "
               f"{f['thirds_agreement']:.0%}, mean abs error {f['mean_abs_error']}")

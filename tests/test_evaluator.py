@@ -199,10 +199,13 @@ def test_the_stored_weights_are_what_calibration_on_the_tune_split_gives() -> No
 
 # What bench/scoring_agreement.py reached on held-out answers when the evaluator was calibrated (see the
 # README); a change that loses agreement fails here. The issue's targets are in scoring_agreement.TARGETS.
-# Reached (2026-12-05): pooled 0.859, lowest factor 0.717, thirds 0.839, hiring team 0.913, 2 traps over 40;
-# the guard leaves a little room for float noise across CPUs.
-REACHED = {"pooled_spearman": 0.85, "min_factor_spearman": 0.70, "thirds_agreement": 0.83,
-           "hiring_team_pooled": 0.90, "heldout_traps_over_40": 2}
+# Reached (2026-12-05, tune-212 with the embedding probe and anchor points, 165 held-out answers of which 32
+# were added fresh and first scored after they were committed): pooled 0.850, lowest factor 0.663
+# (Compliance and ethics), thirds 0.841, hiring team 0.902, 4 traps over 40 (70, 55, 48, 42). Before the fresh
+# 32 the same evaluator read pooled 0.873, lowest factor 0.731, thirds 0.816, 2 traps over 40 on the older
+# 133: the guards follow the larger, less looked-at set. They leave a little room for float noise across CPUs.
+REACHED = {"pooled_spearman": 0.84, "min_factor_spearman": 0.65, "thirds_agreement": 0.83,
+           "hiring_team_pooled": 0.89, "heldout_traps_over_40": 4}
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +224,34 @@ def test_heldout_agreement_with_human_ratings_does_not_regress(agreement) -> Non
 
 
 def test_every_verb_salad_rubric_read_back_and_buzzword_trap_scores_at_most_40(agreement) -> None:
-    kinds = ("action-verb salad", "reads the rubric back", "buzzwords", "keyword stuffing", "hostile but detailed")
+    kinds = ("action-verb salad", "reads the rubric back", "buzzwords", "keyword stuffing")
     over = [t for t in agreement["traps"] if t["trap"] in kinds and (t["score"] or 0) > 40]
     assert over == []
+
+
+@pytest.mark.xfail(strict=True, reason="a fresh held-out hostile story (threatening a credit report and the "
+                   "landlord) uses no word the hostile check knows, and scores 70")
+def test_every_hostile_trap_scores_at_most_40(agreement) -> None:
+    over = [t for t in agreement["traps"] if t["trap"] == "hostile but detailed" and (t["score"] or 0) > 40]
+    assert over == []
+
+
+def test_heldout_pooled_agreement_meets_the_issues_target(agreement) -> None:
+    assert agreement["heldout"]["pooled_spearman"] >= scoring_agreement.TARGETS["pooled_spearman"]
+
+
+# Not reached yet (see the README): an XPASS fails, so whoever reaches a target turns it into a plain assert.
+@pytest.mark.xfail(strict=True, reason="held-out Compliance and ethics is at 0.663; the issue asks every factor "
+                   ">= 0.70")
+def test_no_heldout_factor_is_below_the_issues_target(agreement) -> None:
+    assert agreement["heldout"]["min_factor_spearman"] >= scoring_agreement.TARGETS["min_factor_spearman"]
+
+
+@pytest.mark.xfail(strict=True, reason="held-out thirds agreement is 0.841, the issue asks for 0.90")
+def test_heldout_thirds_agreement_meets_the_issues_target(agreement) -> None:
+    assert agreement["heldout"]["thirds_agreement"] >= scoring_agreement.TARGETS["thirds_agreement"]
+
+
+@pytest.mark.xfail(strict=True, reason="four held-out traps score above 40 (70, 55, 48, 42)")
+def test_every_heldout_trap_scores_at_most_40(agreement) -> None:
+    assert agreement["max_heldout_trap_score"] <= scoring_agreement.TARGETS["max_trap_score"], agreement["traps"]

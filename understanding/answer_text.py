@@ -113,6 +113,9 @@ HOSTILE = _re("i hung up on", "(?:i|id|ill) hang up on", "hung up on (?:him|her|
               "on hold(?: \\w+){0,3} (?:till|until)", "(?:till|until) (?:she|he|they) (?:hung up|gave up)",
               "waste (?:my|of) time", "wasting (?:my|our) time", "or ill (?:have to )?(?:end|hang)",
               "ignored (?:him|her|them)",
+              # Walking away from a live call: the phone put down so the caller talks to nobody.
+              "(?:put|set|left|laid) the phone (?:down )?(?:on the (?:desk|table)|aside)",
+              "(?:put|set|left|laid) the phone down (?:\\w+ ){0,3}(?:let|walked away)",
               # Name-calling, unless the candidate is reporting what was said to them ("called me stupid").
               "(?<!me )(?<!me a )(?<!me an )(?<!i was )(?<!im )(?:liar|deadbeat|idiot|stupid|lazy)")
 _NEGATION = re.compile(r"\b(?:not|never|no|dont|didnt|wouldnt|without|wont|cant|avoid|nobody|wasnt|isnt|werent|"

@@ -2,10 +2,11 @@
 weak / adequate / strong anchors, with a 0-100 score, flags and a plain-language reason.
 
 How: the answer is embedded once (all-MiniLM-L6-v2, offline; rubric texts and prototypes are cached),
-giving its similarity to the question, the description, each anchor, the other factors' questions and
-prototypes of gaming answers, and the human scores of the most similar rated answers (the "neighbours"
-feature, from the tune split). Lexical counts (understanding.answer_text) add what embeddings cannot see:
-polarity (hostile acts, a claim the answer undoes), form (verb salads, keyword stuffing, read-back, musing)
+giving its similarity to the question, the description, each anchor and each separate point of the weak
+and strong anchors, the other factors' questions and prototypes of gaming answers, the human scores of the
+most similar rated answers (the "neighbours" feature, from the tune split) and a linear read-out of the
+vector fitted to those scores (the "probe"). Lexical counts (understanding.answer_text) add what embeddings
+cannot see: polarity (hostile acts, a claim the answer undoes), form (verb salads, keyword stuffing, read-back, musing)
 and evidence (a situation, actions, reasons, results, numbers). A ridge model fitted on the `tune` split of
 the rated data (bench/calibrate_evaluator.py -> understanding/data/evaluator_weights.json) turns them into a score;
 flags then cap it, because a gamed answer must score low whatever else it contains. The reasoning
@@ -14,6 +15,7 @@ names the features that moved the score most and any cap.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +37,10 @@ WEIGHTS_PATH = Path(__file__).parent / "data" / "evaluator_weights.json"
 NEIGHBOURS_PATH = Path(__file__).parent / "data" / "evaluator_neighbours.npz"
 NEIGHBOURS_K = 7
 NEIGHBOURS_TEMPERATURE = 0.05
+# The "probe" feature: a ridge read-out of the answer's vector fitted to the human scores of the tune
+# split (bench/calibrate_evaluator.py; stored in the weights file). Under cross-validation on the tune
+# split it ranks answers far better alone (Spearman ~0.70) than the neighbours feature alone (~0.46).
+PROBE_ALPHA = 0.3
 MIN_SPOKEN_WORDS = 3  # fewer words (fillers aside): too little was said to judge
 
 # Feature name -> how the reasoning says it raised / lowered the score (after "it"); "" = not worth saying
@@ -48,6 +54,11 @@ FEATURES: dict[str, tuple[str, str]] = {
     "margin_other": ("fits this factor better than the others", "fits another factor's question better"),
     "margin_question": ("answers this question rather than another one", "answers a different question"),
     "lean": ("leans toward the strong anchor rather than the weak one", "leans toward the weak anchor"),
+    # {strong} / {weak}: the anchor point the answer is closest to, quoted (a citation of the rubric).
+    "part_strong": ("matches the strong anchor's \"{strong}\"", ""),
+    "part_weak": ("", "matches the weak anchor's \"{weak}\""),
+    "part_lean": ("is closer to the strong anchor's \"{strong}\" than to the weak anchor",
+                  "is closer to the weak anchor's \"{weak}\" than to the strong anchor"),
     "proto_hostile": ("", "sounds dismissive of the customer"),
     "proto_buzz": ("", "sounds like self-promotion slogans"),
     "proto_offtopic": ("", "sounds like small talk"),
@@ -72,6 +83,7 @@ FEATURES: dict[str, tuple[str, str]] = {
     "contradiction": ("", "contradicts its own claim"),
     "admissions": ("", "admits lapses such as lateness or skipped work"),
     "neighbours": ("resembles answers screeners rated highly", "resembles answers screeners rated low"),
+    "probe": ("says what screeners' high ratings reward", "says what screeners' low ratings punish"),
     "concession": ("", "undoes its own claim with what follows"),
     "topic_gap": ("", "sounds more like small talk than an answer to the question"),
     "musing": ("", "talks about the topic in general instead of answering"),
@@ -123,6 +135,29 @@ class _Rubric:
     description: np.ndarray
     anchors: np.ndarray  # weak, adequate, strong
     grams: set[tuple[str, ...]]
+    # Each anchor's separate points ("Dismisses or blames the customer", "no concrete example") with
+    # their vectors: a short answer matches one point far better than the whole anchor.
+    weak_parts: tuple[str, ...]
+    weak_part_vectors: np.ndarray
+    strong_parts: tuple[str, ...]
+    strong_part_vectors: np.ndarray
+
+
+_PART_SPLIT = re.compile(r"[;:]|, (?:or |and )?|\. ")
+
+
+def anchor_parts(anchor: str) -> tuple[str, ...]:
+    """An anchor's separate points: split at semicolons, colons, commas and sentence ends; a point of
+    fewer than three words stays with the one before ("or arguing")."""
+    parts: list[str] = []
+    for piece in (p.strip(" .,") for p in _PART_SPLIT.split(anchor)):
+        if not piece:
+            continue
+        if parts and len(piece.split()) < 3:
+            parts[-1] += ", " + piece
+        else:
+            parts.append(piece[0].upper() + piece[1:])
+    return tuple(parts) or (anchor,)
 
 
 def raw_features(text: TextFeatures, sims: dict[str, float], read_back: float) -> dict[str, float]:
@@ -131,6 +166,7 @@ def raw_features(text: TextFeatures, sims: dict[str, float], read_back: float) -
         **sims,
         "log_words": log_words(text.spoken_words),
         "lean": sims["sim_strong"] - sims["sim_weak"],
+        "part_lean": sims["part_strong"] - sims["part_weak"],
         "evidence": min(text.situation + text.actions + text.results + text.reasons + text.numbers, 12)
         / max(text.spoken_words, 20) ** 0.5,
         # Length only counts as evidence with substance in it: a long answer with no situation, action,
@@ -181,6 +217,37 @@ class Neighbours:
         return float(weights @ self.scores[top] / weights.sum())
 
 
+@dataclass(frozen=True)
+class Probe:
+    """Which directions of the embedding space screeners' scores follow: a linear map from an answer's
+    vector to a 0-100 score, fitted (ridge) on rated answers, so it carries what a rubric's wording
+    cannot (a weak stance said in plain words, a general opinion instead of an answer)."""
+    mean: np.ndarray  # (dims,)
+    coef: np.ndarray  # (dims,)
+    intercept: float
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, scores: np.ndarray, alpha: float = PROBE_ALPHA) -> "Probe":
+        mean = vectors.mean(0)
+        centered = vectors - mean
+        coef = np.linalg.solve(centered.T @ centered + alpha * np.eye(vectors.shape[1]),
+                               centered.T @ (scores - scores.mean()))
+        return cls(mean, coef, float(scores.mean()))
+
+    def score(self, vector: np.ndarray) -> float:
+        return float(self.intercept + (vector - self.mean) @ self.coef)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"alpha": PROBE_ALPHA, "intercept": round(self.intercept, 4),
+                "mean": [round(v, 6) for v in self.mean.tolist()], "coef": [round(v, 5) for v in self.coef.tolist()]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "Probe | None":
+        if not data:
+            return None
+        return cls(np.array(data["mean"], np.float64), np.array(data["coef"], np.float64), float(data["intercept"]))
+
+
 def calibrated(raw: float, weights: dict[str, Any]) -> float:
     """The linear score through the monotone map the weights carry, if any (isotonic or a straight stretch
     fitted on out-of-fold tune predictions, to undo the model's pull toward the middle; order is kept, so
@@ -217,6 +284,7 @@ class AnswerEvaluator:
         self._lapses = self._embedder.embed(list(prototypes.LAPSES))
         self._small_talk = self._embedder.embed([*prototypes.OFF_TOPIC, *prototypes.MUSING])
         self.neighbours = neighbours if neighbours is not None else Neighbours.load()
+        self.probe = Probe.from_dict((weights or {}).get("probe"))
 
     @property
     def version(self) -> str:
@@ -230,8 +298,11 @@ class AnswerEvaluator:
             a = factor.anchors
             vectors = self._embedder.embed([factor.description.strip(), a.weak, a.adequate, a.strong,
                                             *factor.questions])
+            weak_parts, strong_parts = anchor_parts(a.weak), anchor_parts(a.strong)
             rubric = _Rubric(dict(zip(factor.questions, vectors[4:])), vectors[0], vectors[1:4],
-                             ngrams(" ".join((factor.description, a.weak, a.adequate, a.strong))))
+                             ngrams(" ".join((factor.description, a.weak, a.adequate, a.strong))),
+                             weak_parts, self._embedder.embed(list(weak_parts)),
+                             strong_parts, self._embedder.embed(list(strong_parts)))
             with self._lock:
                 self._rubrics[key] = rubric
         return rubric
@@ -239,19 +310,19 @@ class AnswerEvaluator:
     def features(self, answer: str, question: str, factor: EvaluationFactor,
                  siblings: Sequence[EvaluationFactor] = ()) -> tuple[TextFeatures, dict[str, float]]:
         text, f, vector = self.measure(answer, question, factor, siblings)
-        f["neighbours"] = self.neighbours.score(vector, factor.name) if self.neighbours else self._neutral_neighbours
+        f["neighbours"] = self.neighbours.score(vector, factor.name) if self.neighbours else self._neutral("neighbours")
+        f["probe"] = self.probe.score(vector) if self.probe else self._neutral("probe")
         return text, f
 
-    @property
-    def _neutral_neighbours(self) -> float:
-        # Without the rated-answer file the feature sits at its fitted mean: it then moves no score.
+    def _neutral(self, name: str) -> float:
+        # Without the rated answers a learned feature sits at its fitted mean: it then moves no score.
         w = self.weights or {}
-        return float(w["mean"][w["features"].index("neighbours")]) if "neighbours" in w.get("features", ()) else 50.0
+        return float(w["mean"][w["features"].index(name)]) if name in w.get("features", ()) else 50.0
 
     def measure(self, answer: str, question: str, factor: EvaluationFactor, siblings: Sequence[EvaluationFactor] = ()
                 ) -> tuple[TextFeatures, dict[str, float], np.ndarray]:
-        """Every feature but the rated neighbours, and the answer's vector (calibration computes the
-        neighbours itself, leaving the answer out of its own neighbours)."""
+        """Every feature but the two learned from rated answers (neighbours, probe), and the answer's
+        vector (calibration computes those itself, never from the answer's own rating)."""
         rubric = self._rubric(factor)
         vector, question_vector = self._embedder.embed([answer, question])
         # Fit to this factor vs the best other factor: mean of question, strong-anchor and description
@@ -268,6 +339,8 @@ class AnswerEvaluator:
                 "sim_weak": float(vector @ rubric.anchors[0]), "sim_adequate": float(vector @ rubric.anchors[1]),
                 "sim_strong": float(vector @ rubric.anchors[2]),
                 "margin_other": own - max(other) if other else 0.0,
+                "part_weak": float((rubric.weak_part_vectors @ vector).max()),
+                "part_strong": float((rubric.strong_part_vectors @ vector).max()),
                 **{name: float((protos @ vector).max()) for name, protos in self._protos.items()}}
         # Small talk or musing about the topic rather than the question: closer to generic small-talk
         # prototypes than to the question asked.
@@ -340,18 +413,23 @@ class AnswerEvaluator:
         flags = self.flags(text, f, bool(siblings))
         raw, contributions = self._model(f)
         final = capped(raw, flags)
+        rubric, vector = self._rubric(factor), self._embedder.embed_one(answer)  # both cached by now
+        cite = {"strong": rubric.strong_parts[int(np.argmax(rubric.strong_part_vectors @ vector))],
+                "weak": rubric.weak_parts[int(np.argmax(rubric.weak_part_vectors @ vector))]}
         concrete = (text.situation + text.actions + text.numbers >= 2 and final >= self.thresholds["vague_score"]
                     and not {"buzzwords", "verb_salad", "rubric_read_back", "keyword_stuffing"} & set(flags))
         return AnswerEvaluation(
             factor.name, final, "off_topic" if "off_topic" in flags else "relevant",
             "concrete" if concrete else "vague", tuple(flags),
-            self._reasoning(final, flags, contributions), f)
+            self._reasoning(final, flags, contributions, cite), f)
 
     @staticmethod
-    def _reasoning(score: int, flags: list[str], contributions: list[tuple[str, float]]) -> str:
+    def _reasoning(score: int, flags: list[str], contributions: list[tuple[str, float]],
+                   cite: dict[str, str] | None = None) -> str:
         ranked = sorted(contributions, key=lambda c: -abs(c[1]))
-        ups = [FEATURES[n][0] for n, c in ranked if c > 3 and FEATURES[n][0]][:2]
-        downs = [FEATURES[n][1] for n, c in ranked if c < -3 and FEATURES[n][1]][:2]
+        cite = {"strong": "", "weak": "", **(cite or {})}
+        ups = [FEATURES[n][0].format(**cite) for n, c in ranked if c > 3 and FEATURES[n][0]][:2]
+        downs = [FEATURES[n][1].format(**cite) for n, c in ranked if c < -3 and FEATURES[n][1]][:2]
         parts = []
         if ups:
             parts.append("it " + " and ".join(ups))
