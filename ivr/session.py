@@ -36,7 +36,7 @@ from ivr.recording import StereoRecorder
 from ivr.resample import StreamResampler, resample
 from ivr.stt.base import Transcript
 from ivr.tts.phrase_cache import ACKNOWLEDGEMENTS
-from ivr.vad import EndpointConfig, Endpointer, SpeechStarted, TurnEnded, WebRtcVoiceActivity, trails_off
+from ivr.vad import EndpointConfig, Endpointer, SpeechStarted, TurnEnded, trails_off
 from models.lifecycle import END_REASON_STATUS, Status
 from models.store import SessionStore
 
@@ -127,7 +127,7 @@ class InterviewSession:
         self.interviewer = Interviewer(template, candidate_name, phraser,
                                        Listener(timezone=timezone, clock=store.clock), resume=resume,
                                        can_transfer=can_transfer)
-        self.vad = WebRtcVoiceActivity(voice.vad_aggressiveness, sample_rate)
+        self.vad = engines.vad(voice.vad_aggressiveness, sample_rate)
         self.playback = Playback(sample_rate)
         self.phrases = engines.phrases(sample_rate)
         self.recorder = StereoRecorder(recording_path, sample_rate, append=resume is not None) \
