@@ -110,12 +110,15 @@ class FakeVoiceActivity:
 
 class FakeStt(SpeechToText):
     """Transcribes FakeVoice audio exactly: a word counts once any frame of it was pushed; a partial comes
-    as each word ends (like a real streaming recogniser, a word behind). `final_delay_s` makes the final
-    transcript late (a loaded machine); `texts` keeps every final, in order."""
+    as each word ends (like a real streaming recogniser, a word behind), unless `partials` is off (Whisper
+    gives none for short speech). Partials reach the session from its STT thread, so on a line faster than
+    real time they may land a few frames later than the words they follow. `final_delay_s` makes the final transcript late (a loaded machine);
+    `texts` keeps every final, in order."""
     name = "fake-stt"
 
-    def __init__(self, voice: FakeVoice, *, final_delay_s: float = 0.0) -> None:
+    def __init__(self, voice: FakeVoice, *, final_delay_s: float = 0.0, partials: bool = True) -> None:
         self.voice, self.sample_rate, self.final_delay_s = voice, voice.sample_rate, final_delay_s
+        self.partials = partials
         self.texts: list[str] = []
 
     def open_stream(self) -> SttStream:
@@ -136,7 +139,7 @@ class _FakeSttStream(SttStream):
         key = (heard.phrase, heard.word)
         if key not in self._words:
             self._words[key] = Word(self._stt.voice.word(heard), self._ms - 20, self._ms - 20 + WORD_MS, 1.0)
-        return Transcript(self._text(), False) if heard.ends_word else None
+        return Transcript(self._text(), False) if heard.ends_word and self._stt.partials else None
 
     def finish(self) -> Transcript:
         time.sleep(self._stt.final_delay_s)  # on the session's STT thread, like a real decode
@@ -186,10 +189,10 @@ class FakeChatModel(ChatModel):
 
 
 def fake_engines(voice: FakeVoice | None = None, *, llm: ChatModel | None = None, llm_deadline_s: float = 0.9,
-                 stt_delay_s: float = 0.0, tts_delay_s: float = 0.0) -> VoiceEngines:
+                 stt_delay_s: float = 0.0, stt_partials: bool = True, tts_delay_s: float = 0.0) -> VoiceEngines:
     """VoiceEngines of fakes sharing one voice (engines.tts.voice)."""
     voice = voice or FakeVoice()
-    return VoiceEngines(stt=FakeStt(voice, final_delay_s=stt_delay_s), tts=FakeTts(voice, delay_s=tts_delay_s),
+    return VoiceEngines(stt=FakeStt(voice, final_delay_s=stt_delay_s, partials=stt_partials), tts=FakeTts(voice, delay_s=tts_delay_s),
                         llm=llm, llm_deadline_s=llm_deadline_s, vad=FakeVoiceActivity,
                         executor=ThreadPoolExecutor(4, "fake-engine"))
 
@@ -228,7 +231,7 @@ class FakeCandidate:
     now_ms: int = 0
     _speaking: list[AudioFrame] = field(default_factory=list)
     _hang_up_when_done: bool = False
-    _ai_spoke: bool = False  # since our last line began
+    _ai_spoke: bool = False  # since our last line ended
     _quiet_ms: int = 0
 
     def step(self, heard: AudioFrame) -> AudioFrame | None:
@@ -255,13 +258,15 @@ class FakeCandidate:
 
     def heard_text(self) -> str:
         """Every AI word heard, in order."""
-        return " ".join(" ".join(words) for _, words in self.heard)
+        return " ".join(word for _, words in self.heard for word in words)
 
     def _listen(self, word: Heard | None) -> None:
         if word is None:
             self._quiet_ms += 20
             return
-        self._ai_spoke, self._quiet_ms = True, 0
+        # AI speech under our own words is no new prompt to answer (it stops once it hears us).
+        self._ai_spoke = self._ai_spoke or not self._speaking
+        self._quiet_ms = 0
         if not self.heard or self.heard[-1][0] != word.phrase or len(self.heard[-1][1]) > word.word:
             self.heard.append((word.phrase, []))
         if word.ends_word:

@@ -17,7 +17,7 @@ from config.templates import InterviewTemplate
 from dialer.simulator import SAMPLE_SCRIPTS, connected_interview
 from fakes import HANG_UP, FakeCandidate, FakeChatModel, FakeLeg, Line, fake_engines, talk
 from ivr.engines import VoiceEngines
-from ivr.interviewer import BEGIN, GOODBYE, REPROMPTS
+from ivr.interviewer import BEGIN, GOODBYE, REPROMPTS, shortened
 from ivr.llm.base import LlmUnavailable
 from ivr.session import InterviewSession
 from ivr.tts.phrase_cache import ACKNOWLEDGEMENTS
@@ -80,3 +80,174 @@ async def test_full_interview(store, sample_template, engines, tmp_path) -> None
     assert_stored_as_heard(store, session, who)
     assert not any(timing.acknowledged for timing in session.timings)
     assert store.get_interview(session.interview_id).recording_path
+
+
+# -- the interviewer's decisions -----------------------------------------------------------------------
+PHRASED = "Can you walk me through how you would explain each charge on the bill, step by step?"
+
+
+async def test_a_vague_answer_is_followed_up_with_the_template_probe(store, sample_template, engines,
+                                                                   tmp_path) -> None:
+    session = start(store, sample_template, engines, tmp_path)
+    who = candidate(engines, CONSENT, VAGUE, *CONCRETE)
+    leg = await talk(session, who)
+    assert leg.status == "completed"
+    first = sample_template.factors[0].name
+    assert [q.kind for q in session.interviewer.asked if q.factor == first] == ["main", "follow_up"]
+    follow_up = agent_turns(store, session)[2].text
+    assert follow_up == "Could you walk me through it step by step, with the exact words you would use?"
+    assert [t.reply_source for t in session.timings][1] == "template"
+    assert_stored_as_heard(store, session, who)
+
+
+async def test_the_llm_words_a_follow_up_that_passes_the_guard(store, sample_template, tmp_path) -> None:
+    llm = FakeChatModel([PHRASED])
+    engines = fake_engines(llm=llm)
+    session = start(store, sample_template, engines, tmp_path)
+    who = candidate(engines, CONSENT, VAGUE, CONCRETE[0], HANG_UP)
+    assert (await talk(session, who)).status == "partial"
+    assert agent_turns(store, session)[2].text == PHRASED
+    assert session.timings[1].reply_source == "llm"
+    assert len(llm.requests) == 1 and VAGUE in llm.requests[0][-1].content  # the answer is in the prompt
+    assert_stored_as_heard(store, session, who)
+
+
+@pytest.mark.parametrize("llm", [
+    FakeChatModel(error=LlmUnavailable("the model server is down")),
+    FakeChatModel(["Tell me, what is your favourite colour?"]),  # off task: not spoken
+    FakeChatModel([PHRASED], delay_s=2.0),  # past the 0.3 s deadline
+], ids=["failed", "off-task", "late"])
+async def test_a_follow_up_the_llm_cannot_word_uses_the_template(store, sample_template, tmp_path, llm) -> None:
+    engines = fake_engines(llm=llm, llm_deadline_s=0.3)
+    session = start(store, sample_template, engines, tmp_path)
+    who = candidate(engines, CONSENT, VAGUE, HANG_UP)
+    assert (await talk(session, who)).status == "partial"
+    assert agent_turns(store, session)[2].text.startswith("Could you walk me through it step by step")
+    assert session.timings[1].reply_source == "fallback"
+
+
+# -- turn-taking ---------------------------------------------------------------------------------------
+async def test_barge_in_stops_playback_and_keeps_only_what_was_heard(store, sample_template, engines,
+                                                                      tmp_path) -> None:
+    session = start(store, sample_template, engines, tmp_path)
+    over = Line(CONCRETE[0], over="Imagine a customer calls", after_words=4)
+    who = candidate(engines, CONSENT, over, *CONCRETE[1:])
+    leg = await talk(session, who)
+    assert leg.status == "completed"
+    assert leg.clears == 1  # the leg was told to drop its buffered audio once
+    assert who.said[1].over_ai
+    cut = [t for t in store.turns(session.interview_id) if t.interrupted]
+    assert len(cut) == 1 and cut[0].role == "agent" and cut[0].text.startswith(BEGIN)
+    question = sample_template.factors[0].questions[0]
+    words_heard = len(cut[0].text.split()) - len(BEGIN.split())
+    assert 4 <= words_heard < len(question.split())
+    # Playback paused after barge_in_ms of voiced speech: the AI said at most that much more.
+    assert words_heard - 4 <= VOICE.barge_in_ms // 240 + 1
+    assert cut[0].end_ms <= who.said[1].start_ms + VOICE.barge_in_ms + 100
+    assert CONCRETE[0] in candidate_texts(store, session)  # the answer given over the question counts
+    assert [q.kind for q in session.interviewer.asked] == ["main"] * len(sample_template.factors)
+    assert_stored_as_heard(store, session, who)
+
+
+@pytest.mark.parametrize("nod, partials, clears", [
+    ("Mm-hmm.", True, 0),  # shorter than barge_in_ms: playback never pauses
+    ("Mm-hmm, yeah, right.", False, 1),  # no partials (Whisper on short speech): a pause, then on where it was
+], ids=["short", "long without partials"])
+async def test_a_backchannel_over_the_ai_does_not_interrupt(store, sample_template, tmp_path, nod, partials,
+                                                            clears) -> None:
+    engines = fake_engines(stt_partials=partials)
+    session = start(store, sample_template, engines, tmp_path)
+    who = candidate(engines, CONSENT, Line(nod, over="Imagine a customer calls", after_words=2), CONCRETE[0],
+                    HANG_UP)
+    leg = await talk(session, who)
+    assert leg.status == "partial"
+    turns = store.turns(session.interview_id)
+    assert not any(t.interrupted for t in turns)
+    assert candidate_texts(store, session) == [CONSENT, CONCRETE[0]]  # the nod is no turn
+    assert leg.clears == clears
+    assert agent_turns(store, session)[1].text.endswith(sample_template.factors[0].questions[0])
+    assert_stored_as_heard(store, session, who)
+
+
+async def test_silence_is_reprompted_until_the_inactivity_timeout(store, sample_template, engines,
+                                                                 tmp_path) -> None:
+    template = dataclasses.replace(sample_template, silence_reprompt_s=4, inactivity_timeout_s=13)
+    session = start(store, template, engines, tmp_path)
+    who = candidate(engines, CONSENT)  # then says nothing
+    leg = await talk(session, who)
+    assert leg.status == "no_response" and session.interviewer.end_reason == "no_response"
+    agent = [t.text for t in agent_turns(store, session)]
+    assert [text[:len(lead)] for text, lead in zip(agent[2:5], REPROMPTS)] == list(REPROMPTS[:3])
+    assert agent[2] == f"{REPROMPTS[0]} {shortened(sample_template.factors[0].questions[0])}"  # asks again
+    assert agent[5] == "I haven't heard from you in a while, so I'll end the call here. " + GOODBYE
+    assert len(agent) == 6
+    assert store.get_interview(session.interview_id).status == "no_response"
+    assert_stored_as_heard(store, session, who)
+
+
+async def test_a_hang_up_mid_answer_ends_partial_with_every_turn_kept(store, sample_template, engines,
+                                                                       tmp_path) -> None:
+    session = start(store, sample_template, engines, tmp_path)
+    who = candidate(engines, CONSENT, CONCRETE[0], Line(CONCRETE[1], hang_up_after_words=6))
+    leg = await talk(session, who)
+    assert leg.status == "partial" and leg.ended == "remote_hangup" and leg.hung_up is None
+    assert candidate_texts(store, session) == [CONSENT, CONCRETE[0], " ".join(CONCRETE[1].split()[:6])]
+    assert [t.role for t in store.turns(session.interview_id)] == ["agent", "candidate"] * 3
+    interview = store.get_interview(session.interview_id)
+    assert interview.status == "partial" and interview.recording_path
+    assert_stored_as_heard(store, session, who)
+
+
+# -- acknowledgements ----------------------------------------------------------------------------------
+async def test_an_acknowledgement_only_when_the_reply_is_late(store, sample_template, tmp_path) -> None:
+    engines = fake_engines(llm=FakeChatModel([PHRASED], delay_s=1.0), llm_deadline_s=5.0)
+    session = start(store, sample_template, engines, tmp_path, dataclasses.replace(VOICE, reply_deadline_ms=400))
+    who = candidate(engines, CONSENT, VAGUE, CONCRETE[0], CONCRETE[1], HANG_UP)
+    await talk(session, who)
+    # Only the follow-up waits for the (slow) LLM; every other reply is ready at once.
+    assert [t.acknowledged for t in session.timings] == [False, True, False, False]
+    assert agent_turns(store, session)[2].text == f"{ACKNOWLEDGEMENTS[0]} {PHRASED}"  # one utterance
+    assert_stored_as_heard(store, session, who)
+
+
+async def test_acknowledgements_in_a_row_are_varied(store, sample_template, tmp_path) -> None:
+    engines = fake_engines(stt_delay_s=0.3)  # every final transcript is late: every reply is
+    session = start(store, sample_template, engines, tmp_path, dataclasses.replace(VOICE, reply_deadline_ms=50))
+    who = candidate(engines, CONSENT, CONCRETE[0], CONCRETE[1], HANG_UP)
+    await talk(session, who)
+    said = [t.text.split()[0] for t in agent_turns(store, session)[1:]]
+    acknowledged = [word for word, timing in zip(said, session.timings) if timing.acknowledged]
+    assert all(a != b for a, b in zip(acknowledged, acknowledged[1:])), said
+    assert_stored_as_heard(store, session, who)
+
+
+# -- consent and the closing ---------------------------------------------------------------------------
+@pytest.mark.parametrize("yes", [
+    Line("Yes, that's fine, go ahead with the interview.", over="Hi Ana", after_words=5),  # over the greeting
+    Line("Yes, sure.", over="Say yes or press 1.", after_words=2),  # begun well before the question ended
+], ids=["barge-in", "early"])
+async def test_a_yes_said_over_the_consent_question_is_not_consent(store, sample_template, engines, tmp_path,
+                                                                  yes) -> None:
+    session = start(store, sample_template, engines, tmp_path)
+    who = candidate(engines, yes, CONSENT, HANG_UP)
+    assert (await talk(session, who)).status == "partial"
+    agent = agent_turns(store, session)
+    assert agent[1].text.startswith("Before we go on, I need to ask you this.")
+    assert agent[1].text.endswith(sample_template.consent.split(". ")[-1])
+    assert agent[2].text.startswith(BEGIN)  # the yes after the question heard in full is consent
+    assert candidate_texts(store, session) == [yes.text, CONSENT]
+    assert_stored_as_heard(store, session, who)
+
+
+async def test_the_closing_is_said_again_after_being_talked_over(store, sample_template, engines, tmp_path) -> None:
+    session = start(store, sample_template, engines, tmp_path)
+    over = Line("Thank you, and I can also start next week if you need me to.", over="That's all my questions",
+                after_words=2)
+    who = candidate(engines, CONSENT, *CONCRETE, over)
+    leg = await talk(session, who)
+    assert leg.status == "completed" and leg.hung_up == "completed"
+    agent = agent_turns(store, session)
+    assert agent[-2].interrupted and agent[-2].text.startswith("That's all")
+    assert agent[-1].text == "Sorry, as I was saying. " + sample_template.closing and not agent[-1].interrupted
+    assert candidate_texts(store, session)[-1] == over.text  # the words said over it are kept
+    assert_stored_as_heard(store, session, who)
