@@ -21,7 +21,7 @@ from typing import AsyncIterator, Iterator, Sequence
 
 import numpy as np
 
-from dialer.leg import Leg, LegEvent, LineEnded, bridge
+from dialer.leg import Dtmf, Leg, LegEvent, LineEnded, bridge
 from dialer.simulator import rms
 from ivr.engines import VoiceEngines
 from ivr.frames import AudioFrame, frames_of, samples_per_frame, silence
@@ -207,6 +207,7 @@ class Line:
     over: str | None = None
     after_words: int = 0
     hang_up_after_words: int | None = None  # the line drops once this many of its words are said
+    keys: str = ""  # pressed instead (DTMF), one key a frame
 
 
 HANG_UP = Line("", hang_up_after_words=0)  # hangs up once the AI has finished (and a pause)
@@ -229,13 +230,13 @@ class FakeCandidate:
     said: list[Said] = field(default_factory=list)
     heard: list[tuple[int, list[str]]] = field(default_factory=list)  # (phrase, words heard), in order
     now_ms: int = 0
-    _speaking: list[AudioFrame] = field(default_factory=list)
+    _speaking: list[AudioFrame | Dtmf] = field(default_factory=list)
     _hang_up_when_done: bool = False
     _ai_spoke: bool = False  # since our last line ended
     _quiet_ms: int = 0
 
-    def step(self, heard: AudioFrame) -> AudioFrame | None:
-        """Hear one 20 ms frame from the AI, say one back; None hangs up."""
+    def step(self, heard: AudioFrame) -> AudioFrame | Dtmf | None:
+        """Hear one 20 ms frame from the AI, say one back (or press a key); None hangs up."""
         self.now_ms += 20
         word = self.voice.read(heard)
         self._listen(word)
@@ -255,6 +256,7 @@ class FakeCandidate:
         self.said.append(Said(words, self.now_ms, self.now_ms, over_ai=word is not None))
         self._ai_spoke = False
         self._speaking = frames_of(self.voice.audio(words), self.voice.sample_rate) if words else []
+        self._speaking += [Dtmf(key) for key in line.keys]
 
     def heard_text(self) -> str:
         """Every AI word heard, in order."""

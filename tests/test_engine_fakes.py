@@ -198,6 +198,32 @@ async def test_a_hang_up_mid_answer_ends_partial_with_every_turn_kept(store, sam
     assert_stored_as_heard(store, session, who)
 
 
+async def test_keys_give_consent_and_repeat_the_question(store, sample_template, engines, tmp_path) -> None:
+    session = start(store, sample_template, engines, tmp_path)
+    who = candidate(engines, Line("", keys="1"), Line("", keys="9"), CONCRETE[0], HANG_UP)
+    assert (await talk(session, who)).status == "partial"
+    agent = agent_turns(store, session)
+    question = sample_template.factors[0].questions[0]
+    assert agent[1].text == f"{BEGIN} {question}" and agent[2].text.endswith(question)  # said again on 9
+    assert candidate_texts(store, session) == [CONCRETE[0]]  # keys are no turns
+    assert_stored_as_heard(store, session, who)
+
+
+@pytest.mark.parametrize("put_through, status", [(True, "transferred"), (False, "callback_scheduled")])
+async def test_a_request_for_a_person_is_put_through_when_the_leg_can(store, sample_template, engines, tmp_path,
+                                                                     put_through, status) -> None:
+    interview_id = connected_interview(store, sample_template)
+    session = InterviewSession.for_interview(store, interview_id, engines=engines, voice=VOICE,
+                                             recordings_dir=tmp_path, can_transfer=lambda: True)
+    who = candidate(engines, CONSENT, "Can I speak to a real person, please?")
+    leg = await talk(session, who, transfers=put_through)
+    assert leg.status == status
+    agent = [t.text for t in agent_turns(store, session)]
+    assert agent[2] == "Of course. I'll put you through to a recruiter now. Please hold."
+    assert put_through or agent[3].startswith("I'm sorry, I couldn't reach a recruiter just now.")
+    assert_stored_as_heard(store, session, who)
+
+
 # -- acknowledgements ----------------------------------------------------------------------------------
 async def test_an_acknowledgement_only_when_the_reply_is_late(store, sample_template, tmp_path) -> None:
     engines = fake_engines(llm=FakeChatModel([PHRASED], delay_s=1.0), llm_deadline_s=5.0)
