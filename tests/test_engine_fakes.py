@@ -224,6 +224,33 @@ async def test_a_request_for_a_person_is_put_through_when_the_leg_can(store, sam
     assert_stored_as_heard(store, session, who)
 
 
+async def test_a_hang_up_while_the_ai_speaks_keeps_the_words_it_heard(store, sample_template, engines,
+                                                                        tmp_path) -> None:
+    session = start(store, sample_template, engines, tmp_path)
+    who = candidate(engines, CONSENT, CONCRETE[0], Line("", over="Tell me about a time", after_words=3,
+                                                        hang_up_after_words=0))
+    assert (await talk(session, who)).status == "partial"
+    last = agent_turns(store, session)[-1]
+    assert last.interrupted and last.text == "Thank you. Tell me about"
+    assert_stored_as_heard(store, session, who)
+
+
+async def test_the_time_limit_reached_mid_answer_keeps_the_answer_and_is_heard(store, sample_template, engines,
+                                                                              tmp_path) -> None:
+    template = dataclasses.replace(sample_template, max_duration_s=60)  # reached during the third answer
+    session = start(store, template, engines, tmp_path)
+    who = candidate(engines, CONSENT, *CONCRETE)
+    leg = await talk(session, who)
+    assert leg.status == "completed" and session.interviewer.end_reason == "max_duration"
+    assert candidate_texts(store, session) == [CONSENT, *CONCRETE[:3]]
+    assert who.said[3].start_ms < 60_000 < who.said[3].end_ms
+    # Begun over the answer, the goodbye was cut at once; it is said once the candidate has finished.
+    last = agent_turns(store, session)[-1]
+    assert last.text.endswith("We've reached the time limit for this interview, so I'll stop here. " + GOODBYE)
+    assert not last.interrupted and last.start_ms > who.said[3].end_ms
+    assert_stored_as_heard(store, session, who)
+
+
 # -- acknowledgements ----------------------------------------------------------------------------------
 async def test_an_acknowledgement_only_when_the_reply_is_late(store, sample_template, tmp_path) -> None:
     engines = fake_engines(llm=FakeChatModel([PHRASED], delay_s=1.0), llm_deadline_s=5.0)
