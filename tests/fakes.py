@@ -112,14 +112,13 @@ class FakeStt(SpeechToText):
     """Transcribes FakeVoice audio exactly: a word counts once any frame of it was pushed; a partial comes
     as each word ends (like a real streaming recogniser, a word behind), unless `partials` is off (Whisper
     gives none for short speech). Partials reach the session from its STT thread, so on a line faster than
-    real time they may land a few frames later than the words they follow. `final_delay_s` makes the final transcript late (a loaded machine);
-    `texts` keeps every final, in order."""
+    real time they may land a few frames later than the words they follow. `final_delay_s` makes the
+    final transcript late (a loaded machine)."""
     name = "fake-stt"
 
     def __init__(self, voice: FakeVoice, *, final_delay_s: float = 0.0, partials: bool = True) -> None:
         self.voice, self.sample_rate, self.final_delay_s = voice, voice.sample_rate, final_delay_s
         self.partials = partials
-        self.texts: list[str] = []
 
     def open_stream(self) -> SttStream:
         return _FakeSttStream(self)
@@ -144,7 +143,6 @@ class _FakeSttStream(SttStream):
     def finish(self) -> Transcript:
         time.sleep(self._stt.final_delay_s)  # on the session's STT thread, like a real decode
         text = self._text()
-        self._stt.texts.append(text)
         return Transcript(text, True, tuple(self._words.values()), confidence=1.0 if text else None)
 
     def _text(self) -> str:
@@ -152,17 +150,13 @@ class _FakeSttStream(SttStream):
 
 
 class FakeTts(TextToSpeech):
-    """Speaks with a FakeVoice: audio length follows the word count. `delay_s` before each text's audio
-    (slow synthesis); `texts` keeps every text synthesized, in order (the phrase cache's included)."""
+    """Speaks with a FakeVoice (which remembers which text made which audio): length follows the word count."""
     name = "fake-tts"
 
-    def __init__(self, voice: FakeVoice, *, delay_s: float = 0.0) -> None:
-        self.voice, self.sample_rate, self.delay_s = voice, voice.sample_rate, delay_s
-        self.texts: list[str] = []
+    def __init__(self, voice: FakeVoice) -> None:
+        self.voice, self.sample_rate = voice, voice.sample_rate
 
     def synthesize(self, text: str) -> Iterator[np.ndarray]:
-        time.sleep(self.delay_s)
-        self.texts.append(text)
         yield self.voice.audio(text)
 
 
@@ -189,11 +183,11 @@ class FakeChatModel(ChatModel):
 
 
 def fake_engines(voice: FakeVoice | None = None, *, llm: ChatModel | None = None, llm_deadline_s: float = 0.9,
-                 stt_delay_s: float = 0.0, stt_partials: bool = True, tts_delay_s: float = 0.0) -> VoiceEngines:
+                 stt_delay_s: float = 0.0, stt_partials: bool = True) -> VoiceEngines:
     """VoiceEngines of fakes sharing one voice (engines.tts.voice)."""
     voice = voice or FakeVoice()
-    return VoiceEngines(stt=FakeStt(voice, final_delay_s=stt_delay_s, partials=stt_partials), tts=FakeTts(voice, delay_s=tts_delay_s),
-                        llm=llm, llm_deadline_s=llm_deadline_s, vad=FakeVoiceActivity,
+    return VoiceEngines(stt=FakeStt(voice, final_delay_s=stt_delay_s, partials=stt_partials),
+                        tts=FakeTts(voice), llm=llm, llm_deadline_s=llm_deadline_s, vad=FakeVoiceActivity,
                         executor=ThreadPoolExecutor(4, "fake-engine"))
 
 

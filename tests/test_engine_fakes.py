@@ -15,7 +15,7 @@ import pytest
 from config.settings import VoiceSettings
 from config.templates import InterviewTemplate
 from dialer.simulator import SAMPLE_SCRIPTS, connected_interview
-from fakes import HANG_UP, FakeCandidate, FakeChatModel, FakeLeg, Line, fake_engines, talk
+from fakes import HANG_UP, FakeCandidate, FakeChatModel, Line, fake_engines, talk
 from ivr.engines import VoiceEngines
 from ivr.interviewer import BEGIN, GOODBYE, REPROMPTS, shortened
 from ivr.llm.base import LlmUnavailable
