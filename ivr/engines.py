@@ -4,12 +4,14 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable
 
 from config.settings import Settings
 from ivr.llm.base import ChatModel
 from ivr.stt.base import SpeechToText
 from ivr.tts.base import TextToSpeech
 from ivr.tts.phrase_cache import PhraseCache
+from ivr.vad import VoiceActivity, WebRtcVoiceActivity
 
 
 @dataclass
@@ -18,6 +20,8 @@ class VoiceEngines:
     tts: TextToSpeech
     llm: ChatModel | None
     llm_deadline_s: float = 0.9  # llm.follow_up_deadline_s: the follow-up's wording is late after this
+    # One per call (it keeps state): (aggressiveness, sample rate) -> the VAD. Tests pass a fake.
+    vad: Callable[[int, int], VoiceActivity] = WebRtcVoiceActivity
     # Blocking model work (STT decode, TTS synthesis) runs here, never on the event loop.
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "ivr-engine"))
     _caches: dict[int, PhraseCache] = field(default_factory=dict)

@@ -36,7 +36,7 @@ from ivr.recording import StereoRecorder
 from ivr.resample import StreamResampler, resample
 from ivr.stt.base import Transcript
 from ivr.tts.phrase_cache import ACKNOWLEDGEMENTS
-from ivr.vad import EndpointConfig, Endpointer, SpeechStarted, TurnEnded, WebRtcVoiceActivity, trails_off
+from ivr.vad import EndpointConfig, Endpointer, SpeechStarted, TurnEnded, trails_off
 from models.lifecycle import END_REASON_STATUS, Status
 from models.store import SessionStore
 
@@ -49,6 +49,7 @@ FIXED_KINDS = frozenset({"reprompt", "goodbye"})  # replies whose wording never 
 PREMADE_KINDS = FIXED_KINDS | {"greeting"}
 TALKED_OVER_GRACE_MS = 600  # a reply begun this close to a prompt's end still heard the prompt
 TRANSFER_WAIT_S = 30.0  # for the recruiter's side to answer a transfer
+TALKED_OVER_WAIT_S = 30.0  # for a candidate who talked over a goodbye to finish, before it is said again
 RESUME_GAP_MS = 1000  # between an earlier leg's last turn and a resumed leg, when there is no recording
 # Said when the server must end a call early (shutdown): the interview ends partial.
 POLITE_END = ("I'm sorry, we have to end the call here.", "Our team will be in touch.")
@@ -127,7 +128,7 @@ class InterviewSession:
         self.interviewer = Interviewer(template, candidate_name, phraser,
                                        Listener(timezone=timezone, clock=store.clock), resume=resume,
                                        can_transfer=can_transfer)
-        self.vad = WebRtcVoiceActivity(voice.vad_aggressiveness, sample_rate)
+        self.vad = engines.vad(voice.vad_aggressiveness, sample_rate)
         self.playback = Playback(sample_rate)
         self.phrases = engines.phrases(sample_rate)
         self.recorder = StereoRecorder(recording_path, sample_rate, append=resume is not None) \
@@ -155,6 +156,8 @@ class InterviewSession:
         self._ack_timer: asyncio.TimerHandle | None = None
         self._ack_index = 0
         self._hung_up = asyncio.Event()
+        self._candidate_quiet = asyncio.Event()  # set while no candidate speech is under way (endpointer)
+        self._candidate_quiet.set()
         self._last_frame_wall = time.monotonic()
         self._ended = False
         self._last_prompt: Reply | None = None  # the last reply heard, in part or in full, and its end
@@ -208,6 +211,10 @@ class InterviewSession:
         if voiced:
             self._last_voiced_ms = self.media_ms
         event = self.endpointer.update(voiced)
+        if self.endpointer.in_speech:
+            self._candidate_quiet.clear()
+        else:
+            self._candidate_quiet.set()
         if isinstance(event, SpeechStarted):
             self._on_speech_started(event)
         elif self._stt is not None:
@@ -532,9 +539,7 @@ class InterviewSession:
                 if not await self._say(reply, timing):
                     self.interviewer.prompt_cut_short(reply)  # e.g. a consent question nobody heard in full
                     if reply.end_call and not self._hung_up.is_set():
-                        # The closing is always heard: said again after the candidate's words, which are kept.
-                        await self._say(Reply(("Sorry, as I was saying.", *reply.say), end_call=True,
-                                              kind=reply.kind))
+                        await self._say_again(reply)  # the closing is always heard
             if reply.kind == "transfer" and not self._hung_up.is_set() and not await self._put_through():
                 reply = self.interviewer.transfer_failed()
                 await self._say(reply)
@@ -577,9 +582,22 @@ class InterviewSession:
         await self._store_last_words()
         reply = Reply(POLITE_END, end_call=True, kind="goodbye")
         if not await self._say(reply) and not self._hung_up.is_set():
-            # Talked over (an answer already on its way): the goodbye is said again, like a closing.
-            await self._say(Reply(("Sorry, as I was saying.", *POLITE_END), end_call=True, kind="goodbye"))
+            await self._say_again(reply)  # talked over (an answer already on its way), like a closing
         return reply
+
+    async def _say_again(self, goodbye: Reply) -> None:
+        """A goodbye the candidate talked over is said again once they have finished, after their words are
+        stored. Said at once, the same speech would interrupt it again before its first word."""
+        quiet = asyncio.ensure_future(self._candidate_quiet.wait())
+        hung_up = asyncio.ensure_future(self._hung_up.wait())
+        await asyncio.wait({quiet, hung_up}, timeout=TALKED_OVER_WAIT_S, return_when=asyncio.FIRST_COMPLETED)
+        for task in (quiet, hung_up):
+            task.cancel()
+        if self._hung_up.is_set():
+            return
+        self._cancel_pending()  # no acknowledgement of their words: the goodbye follows
+        await self._store_last_words()
+        await self._say(Reply(("Sorry, as I was saying.", *goodbye.say), end_call=True, kind=goodbye.kind))
 
     async def _store_last_words(self) -> None:
         """After a hang-up: wait for transcripts still being decoded and store them, unanswered."""

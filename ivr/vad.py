@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 import webrtcvad
 
@@ -31,6 +32,12 @@ _WORD = re.compile(r"[a-z']+")
 # 20 ms frames: its hangover, kOverHangMax2 in vad_core.c. (In practice it runs a frame longer on
 # an abrupt stop and shorter after soft endings like a final "s", so ends land within +-2 frames.)
 _WEBRTC_HANGOVER_MS = {0: 140, 1: 140, 2: 100, 3: 100}
+
+
+class VoiceActivity(Protocol):
+    """Speech or not, one 20 ms frame at a time: what the session's endpointer is fed."""
+
+    def is_speech(self, frame: AudioFrame) -> bool: ...
 
 
 class WebRtcVoiceActivity:
