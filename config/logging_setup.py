@@ -17,6 +17,14 @@ def mask_phone(phone: str | None) -> str:
     return "***" + phone[-4:]
 
 
+def mask_email(address: str | None) -> str:
+    """Logs show an e-mail address as its first letter and domain: a***@example.com."""
+    if not address:
+        return ""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}" if local else "***"
+
+
 REDACTED = "[redacted]"
 _SECRET = re.compile(r"\b(?:psk|whsec)_[A-Za-z0-9_\-]+")
 _E164 = re.compile(r"(?<![\w+])\+[1-9]\d{6,14}\b")

@@ -164,6 +164,54 @@ class HandoffSettings:
 
 
 @dataclass(frozen=True)
+class EmailSettings:
+    """The SMTP server invitations are sent through; host empty = e-mail invitations are off."""
+    host: str = ""
+    port: int = 587
+    starttls: bool = True  # upgrade the connection with STARTTLS before logging in (port 587)
+    ssl: bool = False  # TLS from the first byte instead (port 465)
+    username: str = ""  # empty = no login
+    password: str = ""
+    sender: str = ""  # the From address, e.g. "Acme Hiring <jobs@acme.example>"
+    timeout_s: float = 30.0
+
+
+INVITATION_FIELDS = ("candidate_name", "position", "company", "link", "expires")
+
+
+@dataclass(frozen=True)
+class InvitationSettings:
+    """What an invitation says and how often a failed one is tried again. Placeholders: {candidate_name},
+    {position}, {company}, {link}, {expires} (the date the link stops working)."""
+    max_attempts: int = 4  # sends per invitation before it is marked failed (a bounce is never retried)
+    backoff_base_s: float = 60.0  # the wait after the first failed send; doubled after each next one
+    poll_interval_s: float = 2.0
+    email_subject: str = "Your interview for {position} at {company}"
+    email_body: str = ("Hello {candidate_name},\n\nThank you for applying for {position} at {company}. Your first "
+                       "interview is a short conversation with our AI interviewer, in your browser, whenever it "
+                       "suits you before {expires}:\n\n{link}\n\nYou will need a microphone and about 15 "
+                       "minutes. The link is personal and works for one session.\n\n{company}")
+    sms_body: str = "Hi {candidate_name}, your interview for {position} at {company} is ready: {link}"
+
+
+def _subject_ok(text: str) -> bool:
+    try:
+        text.format(**{name: "x" for name in INVITATION_FIELDS})
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
+
+
+def _template_ok(text: str) -> bool:
+    """A message template whose placeholders are all known (a typo must stop start-up, not a send)."""
+    try:
+        text.format(**{name: "x" for name in INVITATION_FIELDS})
+    except (KeyError, IndexError, ValueError):
+        return False
+    return "{link}" in text
+
+
+@dataclass(frozen=True)
 class ScoringSettings:
     grader: str = "auto"  # auto | evaluator | feature | llm: auto = the LLM grader with an Ollama model, else evaluator
     seed: int = 42  # the LLM grader runs at temperature 0 with this seed: same transcript, same scorecard
@@ -207,6 +255,8 @@ class Settings:
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
+    invitations: InvitationSettings = field(default_factory=InvitationSettings)
     source: str = "defaults"
 
     @property
@@ -289,6 +339,15 @@ _CHECKS = {
     ("handoff", "hours"): _hours_ok,
     ("handoff", "weekdays"): lambda v: bool(v) and all(d.strip() in _WEEKDAYS for d in v.split(",")),
     ("handoff", "timezone"): _zone_ok,
+    ("email", "port"): lambda v: 0 < v < 65536,
+    ("email", "timeout_s"): lambda v: 1 <= v <= 300,
+    ("email", "sender"): lambda v: v == "" or re.fullmatch(r"[^\r\n]*@[^\r\n]*", v) is not None,
+    ("invitations", "max_attempts"): lambda v: 1 <= v <= 20,
+    ("invitations", "backoff_base_s"): lambda v: 0 < v <= 86400,
+    ("invitations", "poll_interval_s"): lambda v: 0.1 <= v <= 300,
+    ("invitations", "email_subject"): lambda v: "\n" not in v and _subject_ok(v),
+    ("invitations", "email_body"): _template_ok,
+    ("invitations", "sms_body"): _template_ok,
     ("scoring", "grader"): lambda v: v in ("auto", "evaluator", "feature", "llm"),
     ("scoring", "llm_timeout_s"): lambda v: 1 <= v <= 600,
     ("scoring", "min_candidate_words"): lambda v: 0 <= v <= 10000,

@@ -3,6 +3,7 @@ IMMEDIATE transactions (so concurrent writers queue on the lock instead of faili
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import secrets
 import sqlite3
@@ -32,6 +33,11 @@ def parse_time(text: str) -> datetime:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def token_hash(token: str) -> str:
+    """How a secret token (join link, API key, stream token) is kept: its SHA-256, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def dumps(value: Any) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from config.templates import EvaluationFactor, InterviewTemplate
 
 __all__ = ["Position", "EvaluationFactor", "Candidate", "Campaign", "Interview", "Turn", "Scorecard", "Event",
-           "WebhookEndpoint", "WebhookDelivery", "ApiKey", "CallAttempt", "CHANNELS", "ROLES"]
+           "WebhookEndpoint", "WebhookDelivery", "ApiKey", "CallAttempt", "Invitation", "CHANNELS", "ROLES"]
 
 CHANNELS = ("sip", "twilio", "web")
 ROLES = ("agent", "candidate")
@@ -82,6 +82,23 @@ class Interview:
     callback_at: str | None = None  # the moment the candidate asked to be called back (ISO-8601, their offset)
     scheduled_for: str | None = None  # not dialed before this (a callback); None: as soon as possible
     legs: int = 1  # calls this interview took: one more for each resume after a dropped call
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """A message (e-mail or SMS) carrying an interview's join link, and how its delivery went."""
+    id: str
+    interview_id: str
+    candidate_id: str
+    channel: str  # email | sms
+    status: str  # queued | sending | sent | delivered | failed | bounced
+    reason: str | None  # why it failed, bounced or is being retried (the provider's words)
+    attempts: int
+    next_attempt_at: str | None
+    provider_id: str | None  # Twilio's message SID, or the e-mail's Message-ID
+    created_at: str
+    updated_at: str
+    sent_at: str | None
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,27 @@ def _v5(db: sqlite_utils.Database) -> None:
     db["interviews"].add_column("legs", int, not_null_default=1)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: sqlite_utils.Database) -> None:
+    """Invitations (e-mail and SMS) that carry a candidate's join link, each a job claimed under a lease by
+    the sender, with its delivery state; and a campaign's shared link (its token kept only as a hash).
+    Plain text and integer columns only (portable to PostgreSQL)."""
+    db["invitations"].create({"id": str, "interview_id": str, "candidate_id": str, "channel": str, "status": str,
+                              "reason": str, "attempts": int, "next_attempt_at": str, "claimed_until": str,
+                              "token_hash": str, "provider_id": str, "created_at": str, "updated_at": str,
+                              "sent_at": str}, pk="id",
+                             not_null={"interview_id", "candidate_id", "channel", "status", "attempts", "created_at"},
+                             foreign_keys=[("interview_id", "interviews", "id"), ("candidate_id", "candidates", "id")])
+    db["invitations"].create_index(["status", "next_attempt_at"])
+    db["invitations"].create_index(["interview_id"])
+    db["invitations"].create_index(["token_hash"], unique=True)
+    db["invitations"].create_index(["provider_id"])
+    db["campaign_links"].create({"campaign_id": str, "token_hash": str, "created_at": str}, pk="campaign_id",
+                                not_null={"token_hash", "created_at"},
+                                foreign_keys=[("campaign_id", "campaigns", "id")])
+    db["campaign_links"].create_index(["token_hash"], unique=True)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 LATEST = len(MIGRATIONS)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import hmac
 import json
 import secrets
@@ -15,8 +14,9 @@ from typing import Any, Callable, Iterable
 
 from config.templates import InterviewTemplate, parse_template
 from models.campaign_dialing import CampaignDialing
-from models.db import Clock, dumps, fmt_time, immediate, new_id, open_database, utcnow
+from models.db import Clock, dumps, fmt_time, immediate, new_id, open_database, token_hash, utcnow
 from models.inbound_calls import InboundCalls
+from models.invitations import Invitations
 from models.lifecycle import ACTIVE, ENDED, IllegalTransition, Status, check_transition
 from models.records import (ApiKey, Campaign, Candidate, Event, Interview, Position, Scorecard, Turn,
                             TurnEvaluation,
@@ -27,8 +27,6 @@ from models.schema import migrate
 WEBHOOK_EVENTS = ("interview.status_changed", "interview.completed", "interview.scored")
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +38,9 @@ class TwilioCall:
     stream_started_at: str | None  # the one-time stream token was spent: the interview's media began
 
 
-# Mixins: campaign attempts and do-not-call (models/campaign_dialing.py), inbound calls (models/inbound_calls.py).
-class SessionStore(CampaignDialing, InboundCalls):
+# Mixins: campaign attempts and do-not-call (models/campaign_dialing.py), inbound calls (models/inbound_calls.py),
+# invitations and shared campaign links (models/invitations.py).
+class SessionStore(CampaignDialing, InboundCalls, Invitations):
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000, clock: Clock = utcnow,
                  auto_migrate: bool = True):
         self.path = str(path)
@@ -223,8 +222,9 @@ class SessionStore(CampaignDialing, InboundCalls):
         return _interview(row)
 
     def find_interview_by_token(self, token: str) -> Interview | None:
+        """The interview a join link opens: its own token (given when it was created) or an invitation's."""
         row = self._one("SELECT * FROM interviews WHERE join_token_hash = ?", [token_hash(token)])
-        return _interview(row) if row else None
+        return _interview(row) if row else self.interview_by_invitation_token(token)
 
     def list_interviews(self, *, page: int = 1, page_size: int = 20, status: str | None = None,
                         position_id: str | None = None, campaign_id: str | None = None,
@@ -512,6 +512,7 @@ class SessionStore(CampaignDialing, InboundCalls):
             if campaign.status != "draft" or self._one("SELECT 1 FROM interviews WHERE campaign_id = ?", [cid]):
                 raise Conflict("only a draft campaign without interviews can be deleted")
             self.db.execute("DELETE FROM campaign_candidates WHERE campaign_id = ?", [cid])
+            self.db.execute("DELETE FROM campaign_links WHERE campaign_id = ?", [cid])
             self.db.execute("DELETE FROM campaigns WHERE id = ?", [cid])
 
     def get_campaign(self, cid: str) -> Campaign:

@@ -1,6 +1,7 @@
 """A campaign's results as CSV for import into an ATS: one row per interview of the campaign (latest
 scorecard version), and one for each campaign candidate without an interview yet, in the campaign's
-candidate order. Factor scores are columns `score_<factor key>` of the campaign's position."""
+candidate order. Factor scores are columns `score_<factor key>` of the campaign's position; the invitation
+columns are the newest invitation's delivery state (empty when none was sent)."""
 from __future__ import annotations
 
 import csv
@@ -12,7 +13,7 @@ from scoring.base import factor_key
 
 FIXED_COLUMNS = ("candidate_id", "external_id", "candidate_name", "email", "interview_id", "interview_status",
                  "end_reason", "callback_at", "channel", "ended_at", "rerun_of", "scorecard_version", "scorecard_status", "overall",
-                 "rubric_version", "grader")
+                 "rubric_version", "grader", "invitation_channel", "invitation_status", "invitation_reason")
 LANGUAGE_COLUMNS = ("cefr", "speaking_rate_wpm")
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection): it gets a leading quote.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -52,7 +53,13 @@ def campaign_results_csv(store: SessionStore, campaign_id: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([*FIXED_COLUMNS, *(f"score_{key}" for key in factors), *LANGUAGE_COLUMNS])
-    for row in _rows(store, campaign_id):
+    rows = _rows(store, campaign_id)
+    invitations = store.latest_invitations([r["interview_id"] for r in rows if r.get("interview_id")])
+    for row in rows:
+        invitation = invitations.get(row.get("interview_id") or "")
+        if invitation is not None:  # the newest invitation's delivery state (bounced, with the reason)
+            row = {**row, "invitation_channel": invitation.channel, "invitation_status": invitation.status,
+                   "invitation_reason": invitation.reason}
         scorecards = store.scorecards(row["interview_id"]) if row.get("interview_id") else []
         latest = scorecards[-1] if scorecards else None
         data = latest.data if latest else {}

@@ -18,8 +18,10 @@ from models.records import CHANNELS
 from server import admin_data
 from server.admin_auth import ADMIN, AdminState, admin_data as data_route, admin_page, is_admin, login, \
     login_form, logout, see_other
+from models.invitations import INVITATION_CHANNELS
 from server.api_interviews import STATUSES
-from server.http import ApiError, camelize, json_response, paging, settings_of, store_of
+from server.http import ApiError, camelize, json_response, paging, read_json, reject_unknown, settings_of, store_of
+from server.invitations import channel_problem
 from server.voice import VOICE
 from server.web_channel import static_page
 
@@ -106,6 +108,20 @@ async def interview_api(request: web.Request) -> web.Response:
 
 
 @data_route
+async def invite(request: web.Request) -> web.Response:
+    """Queue an invitation from the interview page, as POST /api/v1/interviews/{id}/invitations does."""
+    body = await read_json(request)
+    reject_unknown(body, {"channel"})
+    channel = body.get("channel")
+    if channel not in INVITATION_CHANNELS:
+        raise ApiError(400, "invalid_field", f"channel must be one of {', '.join(INVITATION_CHANNELS)}", "channel")
+    if (problem := channel_problem(settings_of(request), channel)) is not None:
+        raise ApiError(409, "not_configured", problem, "channel")
+    invitation = store_of(request).queue_invitation(request.match_info["id"], channel)
+    return json_response({"id": invitation.id, "status": invitation.status}, status=202)
+
+
+@data_route
 async def recording(request: web.Request) -> web.StreamResponse:
     interview = store_of(request).get_interview(request.match_info["id"])
     path = Path(interview.recording_path) if interview.recording_path else None
@@ -128,5 +144,6 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/admin/interviews/{id}/recording", recording)
     router.add_get("/admin/api/interviews", interviews_api)
     router.add_get("/admin/api/interviews/{id}", interview_api)
+    router.add_post("/admin/api/interviews/{id}/invitations", invite)
     router.add_get("/admin/events", dashboard_events)
     router.add_get("/admin/events/interviews/{id}", interview_events)

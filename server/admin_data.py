@@ -141,7 +141,8 @@ def interview_list(store: SessionStore, *, page: int, page_size: int, status: st
     rows = list(store.db.query(
         f"SELECT i.id, i.status, i.channel, i.created_at, i.started_at, i.ended_at, c.name AS candidate, "
         f"p.title AS position, cp.name AS campaign, (SELECT overall FROM scorecards s WHERE s.interview_id = i.id "
-        f"ORDER BY s.version DESC LIMIT 1) AS overall "
+        f"ORDER BY s.version DESC LIMIT 1) AS overall, (SELECT v.channel || ' ' || v.status FROM invitations v "
+        f"WHERE v.interview_id = i.id ORDER BY v.created_at DESC, v.id DESC LIMIT 1) AS invitation "
         f"{joins} {clause} ORDER BY i.created_at DESC, i.id DESC LIMIT ? OFFSET ?",
         [*params, page_size, (page - 1) * page_size]))
     return rows, total
@@ -174,4 +175,8 @@ def interview_detail(store: SessionStore, voice: VoiceRuntime, interview_id: str
                                                   "position_id": interview.position_id,
                                                   "position_version": interview.position_version}, session),
         "recording_url": f"/admin/interviews/{interview.id}/recording" if recording else None,
+        "invitations": [{"id": v.id, "channel": v.channel, "status": v.status, "reason": v.reason,
+                         "attempts": v.attempts, "sent_at": v.sent_at, "updated_at": v.updated_at}
+                        for v in store.invitations_of(interview.id)],
+        "can_invite": interview.channel == "web" and interview.status == "scheduled",
     }

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from models.lifecycle import ENDED, Status
-from models.records import CHANNELS, Event, Interview, Scorecard, Turn
+from models.records import CHANNELS, Event, Interview, Invitation, Scorecard, Turn
 from models.store import default_expiry
 from models.validation import RuleViolation, ValidationError, check_text
 from scoring.job import rescore_with_own_store
@@ -34,6 +34,15 @@ def interview_json(interview: Interview) -> dict[str, Any]:
     fields = dataclasses.asdict(interview)
     del fields["join_token_hash"]
     return fields
+
+
+def _invitation_json(invitation: Invitation | None) -> dict[str, Any] | None:
+    """The newest invitation's delivery state, as the interview shows it (all of them: /invitations)."""
+    if invitation is None:
+        return None
+    return {"id": invitation.id, "channel": invitation.channel, "status": invitation.status,
+            "reason": invitation.reason, "attempts": invitation.attempts, "sent_at": invitation.sent_at,
+            "updated_at": invitation.updated_at}
 
 
 def turn_json(turn: Turn) -> dict[str, Any]:
@@ -97,11 +106,14 @@ def _channel_filter(request: web.Request) -> str | None:
 # -- handlers --------------------------------------------------------------------------------------
 async def list_interviews(request: web.Request) -> web.Response:
     page, page_size = paging(request)
-    items, total = store_of(request).list_interviews(
+    store = store_of(request)
+    items, total = store.list_interviews(
         page=page, page_size=page_size, status=_status_filter(request), channel=_channel_filter(request),
         position_id=request.query.get("positionId"), campaign_id=request.query.get("campaignId"),
         candidate_id=request.query.get("candidateId"))
-    return page_response([interview_json(i) for i in items], total, page, page_size)
+    invitations = store.latest_invitations([i.id for i in items])
+    return page_response([{**interview_json(i), "invitation": _invitation_json(invitations.get(i.id))}
+                          for i in items], total, page, page_size)
 
 
 async def create_interview(request: web.Request) -> web.Response:
@@ -133,6 +145,7 @@ async def get_interview(request: web.Request) -> web.Response:
         "scorecard": scorecard_json(scorecards[-1]) if scorecards else None,
         "scorecard_versions": len(scorecards),
         "events": [event_json(e) for e in store.events(interview_id=interview.id)],
+        "invitation": _invitation_json(store.latest_invitations([interview.id]).get(interview.id)),
     })
 
 
@@ -213,8 +226,16 @@ def _object(properties: dict[str, Any], nullable: bool = False) -> dict[str, Any
     return {**schema, "nullable": True} if nullable else schema
 
 
+_INVITATION_STATE = _object({
+    "id": _STRING, "channel": {"type": "string", "enum": ["email", "sms"]},
+    "status": {"type": "string", "enum": ["queued", "sending", "sent", "delivered", "failed", "bounced"]},
+    "reason": _NULLABLE_STRING, "attempts": {"type": "integer", "minimum": 0}, "sentAt": _NULLABLE_TIME,
+    "updatedAt": _TIME}, nullable=True)
+_INVITATION_STATE["description"] = "The newest invitation sent with the join link and its delivery state, or null."
+
 COMPONENTS["schemas"].update({
     "Interview": _object(_INTERVIEW_PROPERTIES),
+    "InterviewListed": _object({**_INTERVIEW_PROPERTIES, "invitation": _INVITATION_STATE}),
     "InterviewCreated": _object({**_INTERVIEW_PROPERTIES, "joinToken": _STRING,
                                  "joinUrl": {**_STRING, "description": "Send this to the candidate; shown once."}}),
     "InterviewDetail": _object({
@@ -223,6 +244,7 @@ COMPONENTS["schemas"].update({
         "scorecard": _object(_SCORECARD_PROPERTIES, nullable=True),
         "scorecardVersions": {"type": "integer", "minimum": 0},
         "events": {"type": "array", "items": ref("InterviewEvent")},
+        "invitation": _INVITATION_STATE,
     }),
     "Turn": _object(_TURN_PROPERTIES),
     "Scorecard": _object(_SCORECARD_PROPERTIES),
@@ -255,7 +277,7 @@ ROUTES: list[Route] = [
     Route("GET", BASE, list_interviews, "interviews:read", {
         "summary": "List interviews (without transcripts), newest first", "operationId": "listInterviews",
         "parameters": [*PAGE_PARAMETERS, *_FILTERS],
-        "responses": {"200": json_ok(page_of("Interview"))}}),
+        "responses": {"200": json_ok(page_of("InterviewListed"))}}),
     Route("POST", BASE, create_interview, "interviews:write", {
         "summary": "Schedule an interview; the response holds the candidate's join link, shown only once",
         "operationId": "createInterview",

@@ -7,9 +7,9 @@ from config.settings import Settings
 from ivr.engines import VoiceEngines
 from models.store import SessionStore
 from server import api_campaigns, api_candidates, api_interviews, api_positions, api_webhooks, openapi
-from server import admin, twilio_endpoints, twilio_inbound, web_channel
+from server import admin, twilio_endpoints, twilio_inbound, twilio_messages, web_channel
 from server import health, metrics, recording_urls
-from server import api_dnc, api_turns
+from server import api_dnc, api_invitations, api_turns, campaign_link
 from server.auth import ROUTE_SCOPES, auth_middleware
 from server.errors import error_middleware, quiet_malformed_requests
 from server.jobs import start_background_jobs
@@ -19,7 +19,7 @@ from server.voice import VOICE, VoiceRuntime
 
 API_ROUTES: list[Route] = [*api_positions.ROUTES, *api_candidates.ROUTES, *api_interviews.ROUTES,
                            *api_campaigns.ROUTES, *api_webhooks.ROUTES, *recording_urls.ROUTES,
-                           *api_dnc.ROUTES, *api_turns.ROUTES]
+                           *api_dnc.ROUTES, *api_turns.ROUTES, *api_invitations.ROUTES]
 
 
 def _add_api_routes(app: web.Application, routes: list[Route]) -> dict[web.AbstractRoute, str | None]:
@@ -62,9 +62,11 @@ def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool =
     app.on_response_prepare.append(_no_sniff)
     quiet_malformed_requests()
     web_channel.add_routes(app)  # /join, /ws/join, /static: no API key (the join token / admin login guard them)
+    campaign_link.add_routes(app)  # /apply: a campaign's shared link (its token in the body guards it)
     admin.add_routes(app)  # /admin: the dashboard, behind the admin login
     twilio_endpoints.add_routes(app)  # /twilio/status, /twilio/stream: Twilio's signature and stream token guard them
     twilio_inbound.add_routes(app)  # /twilio/voice: the number's voice webhook (inbound calls), signed too
+    twilio_messages.add_routes(app)  # /twilio/message-status: delivery reports of invitation SMS, signed too
     app[OPS] = Operations()
     health.add_routes(app)  # /healthz, /readyz: no API key
     metrics.add_routes(app, store, app[OPS].pool_restarts)  # /metrics: no API key (scrape it from inside)

@@ -11,7 +11,7 @@ from models.records import ApiKey
 from server.http import ApiError, store_of
 
 SCOPES = ("positions:read", "positions:write", "candidates:read", "candidates:write", "candidates:erase",
-          "interviews:read", "interviews:write", "turns:write", "campaigns:read", "campaigns:write",
+          "interviews:read", "interviews:write", "invitations:write", "turns:write", "campaigns:read", "campaigns:write",
           "webhooks:read", "webhooks:write")
 ROUTE_SCOPES = web.AppKey("route_scopes", dict)
 API_KEY = web.RequestKey("api_key", ApiKey)

@@ -12,7 +12,7 @@ from ivr.models_catalog import KNOWN_MODELS, VOSK_MODELS_URL
 from models.store import NotFound
 from models.validation import ValidationError
 from server import cli_admin, cli_models, cli_records, cli_rehearse, cli_scoring
-from server import cli_campaign
+from server import cli_campaign, cli_invite
 from server.cli_output import CliError
 from config.logging_setup import configure_logging
 
@@ -38,6 +38,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("demo", None): lambda args, _settings: _demo(args),
     ("campaign", "run"): cli_campaign.campaign_run,
     ("campaign", "status"): cli_campaign.campaign_status,
+    ("invite", None): cli_invite.invite,
     **{("campaign", action): cli_campaign.campaign_action for action in ("start", "pause", "resume", "cancel")},
 }
 
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_scoring.add_parsers(commands)
     cli_rehearse.add_parser(commands)
     cli_campaign.add_parsers(commands)
+    cli_invite.add_parser(commands)
 
     call = commands.add_parser("call", help="place one SIP interview now and show it live")
     call.add_argument("target", metavar="TARGET", help="a SIP URI (sip:cand@127.0.0.1:5070) or an E.164 number "

@@ -1,7 +1,7 @@
 """Background jobs of `phonescreen serve`: expiring old invites, delivering webhooks, scoring finished
 interviews (in a worker process: scoring.job), dialing (server.dialing: interviews created through the API
 and running campaigns, each on its own channel, whenever SIP or Twilio is enabled),
-deleting old transcripts and recordings (server.retention)."""
+deleting old transcripts and recordings (server.retention), sending invitations (server.invitations)."""
 from __future__ import annotations
 
 import asyncio
@@ -57,6 +57,11 @@ async def dial_forever(app: web.Application) -> None:
     await job.run_forever()
 
 
+async def send_invitations_forever(app: web.Application) -> None:
+    from server.invitations import InvitationSender
+    await InvitationSender(app[SETTINGS], app[STORE]).run_forever()
+
+
 async def apply_retention_forever(app: web.Application) -> None:
     from server.retention import retention_forever
     await retention_forever(app[STORE], app[SETTINGS])
@@ -68,6 +73,7 @@ async def start_background_jobs(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(deliver_webhooks_forever(app), name="deliver-webhooks"),
              asyncio.create_task(score_interviews_forever(app), name="score-interviews"),
              asyncio.create_task(apply_retention_forever(app), name="retention"),
+             asyncio.create_task(send_invitations_forever(app), name="send-invitations"),
              *([asyncio.create_task(dial_forever(app), name="dial")] if any_phone_channel(app[SETTINGS]) else [])]
     yield
     for task in tasks:

@@ -11,7 +11,10 @@ latency benchmark. It listens on 127.0.0.1 and plays both of Twilio's roles:
   voice as 20 ms mu-law `media` paced in real time, `stop` when the call ends. What the server sends is
   buffered and "played" one 20 ms frame per tick to a SimulatedCandidate; a `mark` is echoed only once
   the audio queued before it has been played, and `clear` empties the buffer (echoing the marks in it);
-- inbound calls (`call_in`): a signed POST to the number's voice webhook, whose <Connect><Stream> it follows.
+- inbound calls (`call_in`): a signed POST to the number's voice webhook, whose <Connect><Stream> it follows;
+- the Messages resource: POST .../Messages.json (To, From, Body, StatusCallback) creates an SMS, then its
+  signed status callbacks follow (queued, sent, then delivered, or undelivered / failed with an ErrorCode,
+  as `message_fates` says for the number); a number Twilio cannot parse is refused with error 21211.
 
 The callee at each number is a `Callee`: a simulated candidate, or busy / no-answer / failed / a machine.
 """
@@ -57,6 +60,31 @@ class Callee:
     inject: tuple[str | bytes, ...] = ()  # raw websocket frames sent right after `start` (robustness tests)
     drop_after_answers: int | None = None  # the socket drops (no `stop`) once this many answers are spoken
     max_call_s: float = 300.0
+
+
+@dataclass
+class DoubleMessage:
+    sid: str
+    to: str
+    from_: str
+    body: str
+    status_callback: str | None
+    status: str = "queued"
+    callbacks: list[tuple[str, int]] = field(default_factory=list)  # (MessageStatus, our server's HTTP answer)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def resource(self, account_sid: str) -> dict:
+        now = _rfc2822()
+        return {"sid": self.sid, "account_sid": account_sid, "to": self.to, "from": self.from_, "body": self.body,
+                "status": self.status, "direction": "outbound-api", "api_version": API_VERSION, "num_segments": "1",
+                "num_media": "0", "price": None, "price_unit": "USD", "error_code": None, "error_message": None,
+                "date_created": now, "date_updated": now, "date_sent": None, "messaging_service_sid": None,
+                "uri": f"/{API_VERSION}/Accounts/{account_sid}/Messages/{self.sid}.json", "subresource_uris": {}}
+
+
+# What becomes of a message, by the number it is sent to: (final MessageStatus, ErrorCode or None).
+MESSAGE_FATES = {"delivered": ("delivered", None), "undelivered": ("undelivered", "30003"),
+                 "failed": ("failed", "30008")}
 
 
 @dataclass
@@ -106,6 +134,9 @@ class TwilioDouble:
         self.default = default
         self.callees: dict[str, Callee] = {}
         self.calls: dict[str, DoubleCall] = {}
+        self.messages: dict[str, DoubleMessage] = {}
+        self.message_fates: dict[str, str] = {}  # number -> a key of MESSAGE_FATES (default: delivered)
+        self.messages_refused = 0  # every create refused with a 5xx while > 0 (counts down): a Twilio outage
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -117,6 +148,7 @@ class TwilioDouble:
         base = f"/{API_VERSION}/Accounts/{{account}}/Calls"
         app.router.add_post(base + ".json", self._create_call)
         app.router.add_post(base + "/{sid}.json", self._update_call)
+        app.router.add_post(f"/{API_VERSION}/Accounts/{{account}}/Messages.json", self._create_message)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -235,6 +267,53 @@ class TwilioDouble:
             raise _error(400, 21220, "Call is not in-progress. Cannot redirect.")
         call.hangup_requested.set()
         return web.json_response(call.resource(self.account_sid))
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        self._check_auth(request)
+        if self.messages_refused > 0:
+            self.messages_refused -= 1
+            raise _error(503, 20503, "Service unavailable")
+        form = await request.post()
+        to, from_, body = form.get("To", ""), form.get("From", ""), form.get("Body", "")
+        if not to:
+            raise _error(400, 21604, "A 'To' phone number is required.")
+        if from_ not in self.numbers:
+            raise _error(400, 21606, f"The From phone number {from_} is not a valid, SMS-capable number.")
+        if not (to.startswith("+") and to[1:].isdigit() and 8 <= len(to) <= 16):
+            raise _error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        if not body:
+            raise _error(400, 21602, "Message body is required.")
+        message = DoubleMessage("SM" + secrets.token_hex(16), to, from_, str(body), form.get("StatusCallback"))
+        self.messages[message.sid] = message
+        task = asyncio.get_running_loop().create_task(self._deliver(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return web.json_response(message.resource(self.account_sid), status=201)
+
+    async def _deliver(self, message: DoubleMessage) -> None:
+        final, error_code = MESSAGE_FATES[self.message_fates.get(message.to, "delivered")]
+        try:
+            await asyncio.sleep(0.05)
+            if final != "failed":
+                await self._message_callback(message, "sent")
+            await asyncio.sleep(0.05)
+            await self._message_callback(message, final, ErrorCode=error_code)
+        finally:
+            message.done.set()
+
+    async def _message_callback(self, message: DoubleMessage, status: str, **extra) -> None:
+        message.status = status
+        if not message.status_callback:
+            return
+        params = {"AccountSid": self.account_sid, "ApiVersion": API_VERSION, "MessageSid": message.sid,
+                  "SmsSid": message.sid, "MessageStatus": status, "SmsStatus": status, "From": message.from_,
+                  "To": message.to, **{k: v for k, v in extra.items() if v is not None}}
+        headers = {"X-Twilio-Signature": self.sign(message.status_callback, params)}
+        try:
+            async with self._session.post(message.status_callback, data=params, headers=headers) as response:
+                message.callbacks.append((status, response.status))
+        except aiohttp.ClientError:
+            message.callbacks.append((status, 0))
 
     # -- the call ---------------------------------------------------------------------------------
     async def _run_call(self, call: DoubleCall, callee: Callee) -> None:
@@ -465,7 +544,8 @@ def _error(status: int, code: int, message: str) -> web.HTTPException:
     return _HTTP_ERRORS[status](text=body, content_type="application/json")
 
 
-_HTTP_ERRORS = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 404: web.HTTPNotFound}
+_HTTP_ERRORS = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 404: web.HTTPNotFound,
+                503: web.HTTPServiceUnavailable}
 
 
 def _rfc2822() -> str:

@@ -37,9 +37,10 @@ CALL_POLL_S = 1.0  # how often a dialer looks whether its call has ended
 
 
 class TwilioCallError(Exception):
-    def __init__(self, message: str, code: str):
+    def __init__(self, message: str, code: str, http_status: int | None = None):
         super().__init__(message)
         self.code = code  # Twilio's error code, or what failed on our side
+        self.http_status = http_status  # the REST answer's status (a 5xx or 429 is worth another try)
 
 
 class TwilioCalls:
@@ -50,37 +51,40 @@ class TwilioCalls:
         self.settings = settings
 
     def _client(self) -> Client:
-        """A client per request: the library's async HTTP client keeps the last response on itself, so
-        two requests at once on one client can each get the other's answer (a call SID bound to the wrong
-        interview). No pooled session either: it would have to be opened and closed with an event loop."""
-        client = Client(self.settings.account_sid, self.settings.auth_token,
-                        http_client=AsyncTwilioHttpClient(pool_connections=False))
-        if self.settings.api_base_url:
-            client.api.base_url = self.settings.api_base_url.rstrip("/")
-        return client
+        return rest_client(self.settings)
 
     async def place(self, *, to: str, twiml: str, status_callback: str) -> str:
         """Create the call; returns its SID."""
         options = {"machine_detection": self.settings.machine_detection} if self.settings.machine_detection else {}
-        call = await _rest("place the call", self._client().calls.create_async(
+        call = await rest("place the call", self._client().calls.create_async(
             to=to, from_=self.settings.from_number, twiml=twiml, status_callback=status_callback,
             status_callback_event=STATUS_EVENTS, status_callback_method="POST", **options))
         return call.sid
 
     async def hang_up(self, call_sid: str) -> None:
-        await _rest("end the call", self._client().calls(call_sid).update_async(status="completed"))
+        await rest("end the call", self._client().calls(call_sid).update_async(status="completed"))
 
     async def redirect(self, call_sid: str, twiml: str) -> None:
         """Replace the call's instructions (the media stream stops): a transfer's <Dial>."""
-        await _rest("redirect the call", self._client().calls(call_sid).update_async(twiml=twiml))
+        await rest("redirect the call", self._client().calls(call_sid).update_async(twiml=twiml))
 
 
-async def _rest(what: str, request: Awaitable[T]) -> T:
+def rest_client(settings: TwilioSettings) -> Client:
+    """A client per request: the library's async HTTP client keeps the last response on itself, so two
+    requests at once on one client can each get the other's answer (a call SID bound to the wrong
+    interview). No pooled session either: it would have to be opened and closed with an event loop."""
+    client = Client(settings.account_sid, settings.auth_token, http_client=AsyncTwilioHttpClient(pool_connections=False))
+    if settings.api_base_url:
+        client.api.base_url = settings.api_base_url.rstrip("/")
+    return client
+
+
+async def rest(what: str, request: Awaitable[T]) -> T:
     """One REST request, bounded in time (the library's async client sets no timeout of its own)."""
     try:
         return await asyncio.wait_for(request, REST_TIMEOUT_S)
     except TwilioRestException as exc:
-        raise TwilioCallError(f"Twilio refused to {what}: {exc.msg}", str(exc.code or exc.status)) from None
+        raise TwilioCallError(f"Twilio refused to {what}: {exc.msg}", str(exc.code or exc.status), exc.status) from None
     except (TwilioException, ClientError, TimeoutError, OSError) as exc:
         raise TwilioCallError(f"could not {what}: Twilio's API did not answer ({type(exc).__name__})",
                               "unreachable") from None

@@ -29,6 +29,11 @@ function renderFacts(i) {
   if (i.endReason) facts.push(["Why it ended", END_REASON_LABELS[i.endReason] || i.endReason]);
   if (i.callbackAt) facts.push(["Call back at", localTime(i.callbackAt)]);
   if (i.outcomeCode) facts.push(["Outcome", i.outcomeCode]);
+  for (const v of i.invitations) {
+    const state = `${v.channel === "sms" ? "SMS" : "E-mail"}: ${v.status}` + (v.reason ? ` (${v.reason})` : "");
+    facts.push(["Invitation", el("span", { className: "invitation", dataset: { status: v.status } }, state)]);
+  }
+  document.getElementById("invite").hidden = !i.canInvite;
   document.getElementById("facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
 
@@ -118,7 +123,8 @@ function renderEvents(events) {
 
 function render(i) {
   document.getElementById("not-found").hidden = true;
-  if (changed("facts", [i.status, i.startedAt, i.endedAt, i.currentFactor, i.outcomeCode, i.endReason, i.callbackAt])) renderFacts(i);
+  if (changed("facts", [i.status, i.startedAt, i.endedAt, i.currentFactor, i.outcomeCode, i.endReason, i.callbackAt,
+                       i.invitations, i.canInvite])) renderFacts(i);
   if (changed("recording", i.recordingUrl)) renderRecording(i.recordingUrl);
   if (changed("turns", i.turns)) renderTranscript(i.turns);
   if (changed("scorecard", i.scorecard)) renderScorecard(i.scorecard);
@@ -132,4 +138,20 @@ document.addEventListener("DOMContentLoaded", async () => {
   if (!response.ok) { document.getElementById("not-found").hidden = false; return; }
   render(await response.json());
   live("/admin/events/interviews/" + encodeURIComponent(interviewId), render);
+});
+
+// The interview page's invitation buttons: the server queues the message; its state arrives with the
+// next pushed snapshot.
+async function sendInvitation(channel) {
+  const result = document.getElementById("invite-result");
+  const response = await fetch(`/admin/api/interviews/${encodeURIComponent(interviewId)}/invitations`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ channel }),
+  });
+  const body = await response.json().catch(() => ({}));
+  result.textContent = response.ok ? "Queued." : ((body.error && body.error.message) || "Could not send.");
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.getElementById("invite-email").addEventListener("click", () => sendInvitation("email"));
+  document.getElementById("invite-sms").addEventListener("click", () => sendInvitation("sms"));
 });

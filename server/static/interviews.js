@@ -44,6 +44,7 @@ async function load() {
     el("td", {}, i.campaign || "–"),
     el("td", {}, channelLabel(i.channel)),
     el("td", {}, statusBadge(i.status)),
+    el("td", { className: "invitation" }, i.invitation || "–"),
     el("td", {}, i.overall === null || i.overall === undefined ? "–" : String(i.overall)),
     el("td", {}, localTime(i.createdAt))));
   replaceRows(document.querySelector("#interviews tbody"), rows);
