@@ -462,3 +462,14 @@ def test_cli_invites_a_campaign_and_sends_now(tmp_path, smtp) -> None:
     assert ": sent" in result.stdout
     assert [m["To"] for m in inbox.messages] == [ADDRESS] and "/join#" in inbox.messages[0].get_content()
     assert ADDRESS not in result.stderr
+
+
+def test_erasing_a_candidate_removes_their_invitations(store) -> None:
+    position = store.create_position(short_template())
+    candidate = store.create_candidate({"name": "Ana Ruiz", "email": ADDRESS})
+    interview, _ = store.create_interview(candidate_id=candidate.id, position_id=position.id, channel="web",
+                                          expires_at=store.clock() + timedelta(days=1))
+    store.queue_invitation(interview.id, "email")
+    store.claim_invitations(10, 60)
+    store.erase_candidate(candidate.id)
+    assert store.db.execute("SELECT COUNT(*) FROM invitations").fetchone()[0] == 0
