@@ -170,6 +170,7 @@ class EmailSettings:
     port: int = 587
     starttls: bool = True  # upgrade the connection with STARTTLS before logging in (port 587)
     ssl: bool = False  # TLS from the first byte instead (port 465)
+    ca_file: str = ""  # CAs the server's certificate must come from; empty = the system's bundle
     username: str = ""  # empty = no login
     password: str = ""
     sender: str = ""  # the From address, e.g. "Acme Hiring <jobs@acme.example>"
@@ -341,6 +342,7 @@ _CHECKS = {
     ("handoff", "timezone"): _zone_ok,
     ("email", "port"): lambda v: 0 < v < 65536,
     ("email", "timeout_s"): lambda v: 1 <= v <= 300,
+    ("email", "ca_file"): lambda v: v == "" or Path(v).is_file(),
     ("email", "sender"): lambda v: v == "" or re.fullmatch(r"[^\r\n]*@[^\r\n]*", v) is not None,
     ("invitations", "max_attempts"): lambda v: 1 <= v <= 20,
     ("invitations", "backoff_base_s"): lambda v: 0 < v <= 86400,

@@ -46,14 +46,16 @@ def send_message_blocking(settings: EmailSettings, message: EmailMessage) -> Sen
     """One delivery attempt to the configured server; never raises for a network or SMTP problem."""
     message_id = message["Message-ID"]
     try:
+        # The server's certificate must chain to ca_file (or the system's CAs) and name the host.
+        context = ssl.create_default_context(cafile=settings.ca_file or None)
         if settings.ssl:
             client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_s,
-                                                    context=ssl.create_default_context())
+                                                    context=context)
         else:
             client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
         with client:
             if settings.starttls and not settings.ssl:
-                client.starttls(context=ssl.create_default_context())
+                client.starttls(context=context)
             if settings.username:
                 client.login(settings.username, settings.password)
             client.send_message(message)

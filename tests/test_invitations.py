@@ -473,3 +473,42 @@ def test_erasing_a_candidate_removes_their_invitations(store) -> None:
     store.claim_invitations(10, 60)
     store.erase_candidate(candidate.id)
     assert store.db.execute("SELECT COUNT(*) FROM invitations").fetchone()[0] == 0
+
+
+def test_starttls_and_login_are_used_and_a_bad_login_fails_for_good(tmp_path, settings, store) -> None:
+    """A real SMTP server that demands STARTTLS (a certificate from a test CA) before AUTH LOGIN."""
+    import ssl
+    from aiosmtpd.smtp import AuthResult
+
+    from tls_certs import issue, make_ca
+    ca = make_ca(tmp_path / "tls", "smtp")
+    leaf = issue(tmp_path / "tls", ca, "smtp")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(leaf.cert, leaf.key)
+
+    def authenticate(server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = auth_data.login == b"jobs" and auth_data.password == b"s3cret"
+        return AuthResult(success=ok, handled=False)
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=unused_port(), tls_context=context,
+                            require_starttls=True, authenticator=authenticate, auth_require_tls=True)
+    controller.start()
+    try:
+        position = store.create_position(short_template())
+        candidate = store.create_candidate({"name": "Ana Ruiz", "email": ADDRESS})
+        good = dataclasses.replace(settings, email=EmailSettings(
+            host="127.0.0.1", port=controller.port, starttls=True, ca_file=str(leaf.ca), username="jobs",
+            password="s3cret", sender="jobs@acme.example", timeout_s=5))
+        for email_settings, expected in ((good.email, "sent"),
+                                         (dataclasses.replace(good.email, password="wrong"), "failed")):
+            interview, _ = store.create_interview(candidate_id=candidate.id, position_id=position.id, channel="web",
+                                                  expires_at=store.clock() + timedelta(days=1))
+            store.queue_invitation(interview.id, "email")
+            asyncio.run(InvitationSender(dataclasses.replace(good, email=email_settings), store).run_once())
+            invitation = store.invitations_of(interview.id)[0]
+            assert invitation.status == expected, invitation
+        assert invitation.attempts == 1 and invitation.reason.startswith("535")  # a refused login: not retried
+        assert len(inbox.messages) == 1
+    finally:
+        controller.stop()
