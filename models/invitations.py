@@ -234,10 +234,12 @@ class Invitations:
         return row["created_at"] if row else None
 
     def campaign_by_link(self, token: str) -> str | None:
-        """The campaign id a shared link token opens, if it is open and usable."""
-        row = self._one("SELECT l.campaign_id, c.status FROM campaign_links l JOIN campaigns c ON c.id = "
-                        "l.campaign_id WHERE l.token_hash = ?", [token_hash(token)])
-        if row is None or row["status"] in ("cancelled", "completed"):
+        """The campaign id a shared link token opens, if it is open and usable (the campaign neither cancelled
+        nor completed, its position not archived)."""
+        row = self._one("SELECT l.campaign_id, c.status, p.archived_at FROM campaign_links l JOIN campaigns c ON "
+                        "c.id = l.campaign_id JOIN positions p ON p.id = c.position_id WHERE l.token_hash = ?",
+                        [token_hash(token)])
+        if row is None or row["status"] in ("cancelled", "completed") or row["archived_at"]:
             return None
         return row["campaign_id"]
 

@@ -406,6 +406,9 @@ async def test_shared_link_makes_a_candidate_and_interview_per_visitor(api, stor
     assert (await api.post("/apply", json={"token": "nope", "name": "Cy", "phone": "+14155550125"})).status == 404
     new_url = (await (await api.post(f"/api/v1/campaigns/{campaign_id}/link")).json())["applyUrl"]
     assert (await api.post("/apply", json={"token": token, "name": "Cy", "phone": "+14155550125"})).status == 404
+    store.archive_position(store.get_campaign(campaign_id).position_id)  # the job is no longer open
+    refused = await api.post("/apply", json={"token": new_url.split("#", 1)[1], "name": "Cy", "phone": "+14155550125"})
+    assert refused.status == 404 and "no longer open" in (await refused.json())["error"]["message"]
     assert (await api.delete(f"/api/v1/campaigns/{campaign_id}/link")).status == 204
     closed = await api.post("/apply", json={"token": new_url.split("#", 1)[1], "name": "Cy", "phone": "+14155550125"})
     assert closed.status == 404
