@@ -117,7 +117,21 @@ def _v5(db: sqlite_utils.Database) -> None:
     db["interviews"].add_column("legs", int, not_null_default=1)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6_reserved(db: sqlite_utils.Database) -> None:
+    """GAP: number 6 belongs to another branch (the PostgreSQL port). Whoever merges both puts that migration
+    here; this placeholder changes nothing, so a file migrated through it only lacks v6's own changes."""
+
+
+def _v7(db: sqlite_utils.Database) -> None:
+    """Recruiter-led calls: who leads the interview (interviews.led_by: NULL = the AI, "recruiter" = a person
+    with the copilot, "ai_handover" once the recruiter handed the call to the AI) and the recruiter's notes,
+    one text per interview saved as they type."""
+    db["interviews"].add_column("led_by", str)
+    db["recruiter_notes"].create({"interview_id": str, "text": str, "updated_at": str}, pk="interview_id",
+                                 not_null={"text", "updated_at"}, foreign_keys=[("interview_id", "interviews", "id")])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6_reserved, _v7]
 LATEST = len(MIGRATIONS)
 
 

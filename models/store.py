@@ -17,8 +17,9 @@ from config.templates import InterviewTemplate, parse_template
 from models.campaign_dialing import CampaignDialing
 from models.db import Clock, dumps, fmt_time, immediate, new_id, open_database, utcnow
 from models.inbound_calls import InboundCalls
+from models.recruiter_calls import RecruiterCalls
 from models.lifecycle import ACTIVE, ENDED, IllegalTransition, Status, check_transition
-from models.records import (ApiKey, Campaign, Candidate, Event, Interview, Position, Scorecard, Turn,
+from models.records import (TURN_ROLES, ApiKey, Campaign, Candidate, Event, Interview, Position, Scorecard, Turn,
                             TurnEvaluation,
                             WebhookDelivery, WebhookEndpoint)
 from models.schema import migrate
@@ -50,7 +51,7 @@ class TwilioCall:
 
 
 # Mixins: campaign attempts and do-not-call (models/campaign_dialing.py), inbound calls (models/inbound_calls.py).
-class SessionStore(CampaignDialing, InboundCalls):
+class SessionStore(CampaignDialing, InboundCalls, RecruiterCalls):
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000, clock: Clock = utcnow,
                  auto_migrate: bool = True):
         self.path = str(path)
@@ -198,8 +199,10 @@ class SessionStore(CampaignDialing, InboundCalls):
 
     # -- interviews ------------------------------------------------------------------------------
     def create_interview(self, *, candidate_id: str, position_id: str, channel: str, expires_at: datetime,
-                         campaign_id: str | None = None, rerun_of: str | None = None) -> tuple[Interview, str]:
-        """Returns the interview and its join token; only the token's hash is stored."""
+                         campaign_id: str | None = None, rerun_of: str | None = None,
+                         led_by: str | None = None) -> tuple[Interview, str]:
+        """Returns the interview and its join token; only the token's hash is stored. `led_by="recruiter"`:
+        a recruiter's live call (server/recruiter_call.py), dialed by the recruiter's page, never by a dialer."""
         token = secrets.token_urlsafe(32)
         now, iid = self.now(), new_id("int")
         with immediate(self.db):
@@ -221,7 +224,8 @@ class SessionStore(CampaignDialing, InboundCalls):
                 "id": iid, "candidate_id": candidate_id, "position_id": position_id,
                 "position_version": position.version, "campaign_id": campaign_id, "channel": channel,
                 "status": Status.SCHEDULED.value, "attempt_count": 0, "join_token_hash": token_hash(token),
-                "expires_at": fmt_time(expires_at), "created_at": now, "updated_at": now, "rerun_of": rerun_of})
+                "expires_at": fmt_time(expires_at), "created_at": now, "updated_at": now, "rerun_of": rerun_of,
+                "led_by": led_by})
             self._emit("interview.created", iid, {"status": Status.SCHEDULED.value})
         return self.get_interview(iid), token
 
@@ -252,7 +256,7 @@ class SessionStore(CampaignDialing, InboundCalls):
         `phonescreen serve` dials as soon as they are created (campaigns have their own scheduler)."""
         now = self.now()
         rows = self.db.query("SELECT * FROM interviews WHERE status = 'scheduled' AND channel = ? AND "
-                             "campaign_id IS NULL AND expires_at > ? AND (scheduled_for IS NULL OR scheduled_for <= ?) "
+                             "campaign_id IS NULL AND led_by IS NULL AND expires_at > ? AND (scheduled_for IS NULL OR scheduled_for <= ?) "
                              "ORDER BY created_at, id LIMIT ?", [channel, now, now, limit])
         return [_interview(r) for r in rows]
 
@@ -357,8 +361,8 @@ class SessionStore(CampaignDialing, InboundCalls):
     def add_turn(self, iid: str, *, role: str, text: str, start_ms: int, end_ms: int,
                  stt_confidence: float | None = None, interrupted: bool = False) -> Turn:
         """Commit one finished turn. Turn numbers are assigned here, under the write lock."""
-        if role not in ("agent", "candidate"):
-            raise ValueError(f"role must be 'agent' or 'candidate', got {role!r}")
+        if role not in TURN_ROLES:
+            raise ValueError(f"role must be one of {', '.join(TURN_ROLES)}, got {role!r}")
         with immediate(self.db):
             interview = self.get_interview(iid)
             if interview.status != Status.IN_PROGRESS:
@@ -818,7 +822,8 @@ def _interview(row: dict) -> Interview:
                      row["campaign_id"], row["channel"], row["status"], row["attempt_count"], row["outcome_code"],
                      row["recording_path"], row["expires_at"], row["created_at"], row["updated_at"],
                      row["started_at"], row["ended_at"], row["rerun_of"], row["join_token_hash"],
-                     row.get("end_reason"), row.get("callback_at"), row.get("scheduled_for"), row.get("legs") or 1)
+                     row.get("end_reason"), row.get("callback_at"), row.get("scheduled_for"), row.get("legs") or 1,
+                     row.get("led_by"))
 
 
 def _turn(row: dict) -> Turn:

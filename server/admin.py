@@ -15,7 +15,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from models.records import CHANNELS
-from server import admin_data
+from server import admin_data, recruiter_call
 from server.admin_auth import ADMIN, AdminState, admin_data as data_route, admin_page, is_admin, login, \
     login_form, logout, see_other
 from server.api_interviews import STATUSES, settings_of
@@ -39,7 +39,7 @@ async def _to_dashboard(request: web.Request) -> web.StreamResponse:
     return see_other("/admin")
 
 
-async def _event_stream(request: web.Request, snapshot: Callable[[], dict[str, Any]]) -> web.StreamResponse:
+async def event_stream(request: web.Request, snapshot: Callable[[], dict[str, Any]]) -> web.StreamResponse:
     """Send `snapshot()` now and again whenever it changes, until the page goes away or the session ends."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
@@ -68,14 +68,14 @@ async def _event_stream(request: web.Request, snapshot: Callable[[], dict[str, A
 @data_route
 async def dashboard_events(request: web.Request) -> web.StreamResponse:
     store, voice, settings = store_of(request), request.app[VOICE], settings_of(request)
-    return await _event_stream(request, lambda: admin_data.dashboard(store, voice, settings))
+    return await event_stream(request, lambda: admin_data.dashboard(store, voice, settings))
 
 
 @data_route
 async def interview_events(request: web.Request) -> web.StreamResponse:
     store, voice, interview_id = store_of(request), request.app[VOICE], request.match_info["id"]
     store.get_interview(interview_id)  # 404 before the stream starts
-    return await _event_stream(request, lambda: admin_data.interview_detail(store, voice, interview_id))
+    return await event_stream(request, lambda: admin_data.interview_detail(store, voice, interview_id))
 
 
 def _choice(request: web.Request, name: str, allowed: tuple[str, ...] | list[str]) -> str | None:
@@ -130,3 +130,4 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/admin/api/interviews/{id}", interview_api)
     router.add_get("/admin/events", dashboard_events)
     router.add_get("/admin/events/interviews/{id}", interview_events)
+    recruiter_call.add_routes(app)  # recruiter-led calls with the copilot

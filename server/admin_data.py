@@ -174,4 +174,6 @@ def interview_detail(store: SessionStore, voice: VoiceRuntime, interview_id: str
                                                   "position_id": interview.position_id,
                                                   "position_version": interview.position_version}, session),
         "recording_url": f"/admin/interviews/{interview.id}/recording" if recording else None,
+        "led_by": interview.led_by,
+        "notes": store.notes(interview.id),
     }

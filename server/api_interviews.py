@@ -12,7 +12,7 @@ from aiohttp import web
 
 from config.settings import Settings
 from models.lifecycle import ENDED, Status
-from models.records import CHANNELS, Event, Interview, Scorecard, Turn
+from models.records import CHANNELS, TURN_ROLES, Event, Interview, Scorecard, Turn
 from models.store import default_expiry
 from models.validation import RuleViolation, ValidationError, check_text
 from scoring.job import rescore_with_own_store
@@ -201,7 +201,7 @@ _INTERVIEW_PROPERTIES = {
     "scheduledFor": {**_NULLABLE_STRING, "description": "Not dialed before this moment (a callback)."},
 }
 _TURN_PROPERTIES = {
-    "turnNumber": {"type": "integer", "minimum": 1}, "role": {"type": "string", "enum": ["agent", "candidate"]},
+    "turnNumber": {"type": "integer", "minimum": 1}, "role": {"type": "string", "enum": list(TURN_ROLES)},
     "text": _STRING, "startMs": {"type": "integer"}, "endMs": {"type": "integer"},
     "sttConfidence": {"type": "number", "nullable": True}, "interrupted": {"type": "boolean"},
 }
