@@ -112,11 +112,18 @@ class RecruiterLink:
         self.handed_over.set()
 
     # -- the call -------------------------------------------------------------------------------------------
-    async def run(self, silence_timeout_s: float = 10.0) -> str:
-        """Relay until the line ends (returns the final status) or the recruiter hands over (HANDOVER)."""
+    async def run(self, silence_timeout_s: float = 10.0, max_s: float = 3600.0) -> str:
+        """Relay until the line ends (returns the final status) or the recruiter hands over (HANDOVER);
+        hangs up after `max_s` of call time (sip.max_call_s), like an AI interview."""
         ending = "remote_hangup"
+        frames_left = int(max_s * 50)  # 20 ms frames
         try:
             while not self.handed_over.is_set():
+                frames_left -= 1
+                if frames_left < 0:
+                    ending = "max_call_s"
+                    self.leg_hang_up()
+                    break
                 try:
                     event = await asyncio.wait_for(self.leg.receive(), timeout=silence_timeout_s)
                 except TimeoutError:
@@ -142,6 +149,11 @@ class RecruiterLink:
         except IllegalTransition as exc:
             log.warning("status not stored: %s", exc, extra={"interview_id": self.interview_id})
         return self.store.get_interview(self.interview_id).status
+
+    def leg_hang_up(self) -> None:
+        task = asyncio.create_task(self.leg.hang_up("max_call_s"))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
 
     def _relay(self, frame: AudioFrame) -> None:
         self.send_up(frame.pcm)

@@ -9,20 +9,25 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
+import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from browser import artifact, chromium, write_wav
-from config.settings import Settings
+from config.settings import Settings, VoiceSettings
 from config.templates import load_template_text
-from dialer.simulator import candidate_audio
+from dialer.leg import Leg, LineEnded
+from dialer.recruiter_link import HANDOVER, RecruiterLink
+from dialer.simulator import candidate_audio, connected_interview
 from dialer.sip.shared_pool import SharedPool
 from dialer.web_leg import WEB_RATE
+from ivr.frames import AudioFrame, frames_of, silence
 from models.records import TurnEvaluation
 from scoring.plan import covered_factors, match_question, next_factor, suggestion
 from server.app import make_app
+from server.copilot import copilot
 from server.recruiter_call import RECRUITER_POOL
 from sip_harness import sim_phone, sip_settings
 
@@ -219,3 +224,65 @@ async def test_recruiter_calls_a_candidate_with_the_copilot_then_hands_over_to_t
         finally:
             await shared.close()
             await server.close()
+
+
+# -- the worker's side of the call, in process (real Whisper, real evaluator; a scripted line) ----------------
+class ScriptedLine(Leg):
+    """The candidate's leg: each received frame is one step of a script (candidate frame, recruiter frame);
+    the recruiter's frame is handed to the link just before, as the pool's pipe would."""
+    sample_rate = 8000
+
+    def __init__(self, steps: list[tuple[AudioFrame, AudioFrame]], link_ref: list) -> None:
+        self.steps, self.link_ref, self.sent = iter(steps), link_ref, []
+
+    async def receive(self):
+        step = next(self.steps, None)
+        if step is None:
+            return LineEnded("remote_hangup")
+        self.link_ref[0].push_recruiter(step[1].pcm)
+        await asyncio.sleep(0)
+        return step[0]
+
+    def send(self, frame: AudioFrame) -> None:
+        self.sent.append(frame)
+
+    async def hang_up(self, reason: str) -> None:
+        pass
+
+
+def _steps(question: str, answer: str) -> list[tuple[AudioFrame, AudioFrame]]:
+    quiet = silence(8000)
+    asked = frames_of(candidate_audio(question, 8000), 8000)
+    said = frames_of(candidate_audio(answer, 8000), 8000)
+    pause = [(quiet, quiet)] * 75  # 1.5 s
+    return [*pause, *((quiet, f) for f in asked), *pause, *((f, quiet) for f in said), *pause]
+
+
+@pytest.mark.parametrize("hand_over", [False, True])
+async def test_link_stores_both_sides_as_turns_evaluates_the_answer_and_hands_over(
+        store, engines, tmp_path, hand_over) -> None:
+    t = template()
+    iid = connected_interview(store, t)
+    store.set_led_by(iid, "recruiter")
+    link_ref: list = [None]
+    line = ScriptedLine(_steps(t.factors[0].questions[0], ANSWERS[0]), link_ref)
+    up: list[bytes] = []
+    link = link_ref[0] = RecruiterLink(store, iid, line, engines, VoiceSettings(), up.append, tmp_path)
+    if hand_over:
+        link.hand_over()
+        assert await link.run() == HANDOVER
+        assert store.get_interview(iid).led_by == "ai_handover" and store.get_interview(iid).status == "in_progress"
+        return
+    assert await link.run() == "completed"
+    assert len(up) == len(line.sent) > 0  # one frame to the recruiter, one back to the candidate, per frame heard
+    turns = store.turns(iid)
+    assert [x.role for x in turns] == ["recruiter", "candidate"], turns
+    understood = store.turn_evaluations(iid)
+    asked, answered = understood[1], understood[2]
+    assert (asked.kind, asked.factor) == ("question", "Customer empathy")
+    assert (answered.kind, answered.factor) == ("answer", "Customer empathy")
+    assert answered.evaluation["score"] is not None and answered.evaluation["reasoning"]
+    assert copilot(store, iid)["plan"][0]["covered"] is True
+    assert copilot(store, iid)["suggestion"]["factor"] == "Reliability"
+    with wave.open(store.get_interview(iid).recording_path) as wav:  # candidate left, recruiter right
+        assert wav.getnchannels() == 2 and wav.getnframes() == len(line.sent) * 160

@@ -1,11 +1,14 @@
 """A media worker process: one pjsua2 endpoint (at most 4 calls), the voice engines, and an event loop
 that runs each answered call's InterviewSession over its SipLeg.
 
-The pool (pool.py) sends {"op": "dial", "interview_id", "target"}, {"op": "end", "reason"} (every answered
+The pool (pool.py) sends {"op": "dial", "interview_id", "target", "mode"?}, {"op": "end", "reason"} (every answered
 call says a short goodbye and hangs up: partial) and {"op": "stop"} over a pipe and gets back {"op": "ready"},
 {"op": "state", ...} and {"op": "done", "interview_id", "key", "status", "code", "timings"} (timings: the
 session's TurnTiming per reply, as dicts, for the server's metrics). The pool
 has already moved the interview to `dialing` (its claim); the worker writes every later status itself.
+A recruiter-led call (`"mode": "recruiter"`, dialer/recruiter_link.py) runs no session until handed over: the
+candidate's voice goes up as {"op": "audio", "interview_id", "pcm"} (20 ms, 8 kHz), the recruiter's comes
+down the same way, and {"op": "handover", "interview_id"} lets the AI finish the interview on the same leg.
 An inbound call (to sip.inbound_user, dialer/sip/inbound.py) is announced as {"op": "inbound", "key"} when it
 arrives (it holds a slot) and {"op": "inbound", "key", "interview_id"} once it runs an interview; one that
 runs none ends with a `done` whose interview_id is None.
@@ -258,7 +261,7 @@ class MediaWorker:
         self.links[iid] = link
         log.info("recruiter call answered", extra=_call_extra(iid, call))
         try:
-            status = await link.run(silence_timeout_s=self.sip.rtp_timeout_s)
+            status = await link.run(silence_timeout_s=self.sip.rtp_timeout_s, max_s=self.sip.max_call_s)
         finally:
             self.links.pop(iid, None)
         if status != HANDOVER:
