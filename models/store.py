@@ -731,13 +731,14 @@ class SessionStore(CampaignDialing, InboundCalls, RecruiterCalls):
         return ErasedCandidate(cid, ids, [r["recording_path"] for r in rows if r["recording_path"]])
 
     def purge_old_content(self, ended_before: datetime, *, keep_scorecards: bool) -> list[ErasedCandidate]:
-        """Retention: interviews that ended before `ended_before` lose their transcript and recording
+        """Retention: interviews that ended before `ended_before` lose their transcript, recording, recruiter notes
         (and their scorecards, or only the scorecards' quoted answers with `keep_scorecards`). Returns,
         per candidate, the interviews purged and their recording files (the caller deletes the files)."""
         cutoff = fmt_time(ended_before)
         rows = list(self.db.query(
             "SELECT id, candidate_id, recording_path FROM interviews WHERE ended_at IS NOT NULL AND ended_at < ? "
             "AND (recording_path IS NOT NULL OR EXISTS (SELECT 1 FROM turns WHERE turns.interview_id = interviews.id) "
+            "OR EXISTS (SELECT 1 FROM recruiter_notes WHERE recruiter_notes.interview_id = interviews.id) "
             "OR EXISTS (SELECT 1 FROM scorecards WHERE scorecards.interview_id = interviews.id "
             "AND scorecards.data LIKE '%\"quote\"%'))", [cutoff]))
         purged: dict[str, ErasedCandidate] = {}
@@ -746,6 +747,7 @@ class SessionStore(CampaignDialing, InboundCalls, RecruiterCalls):
             with immediate(self.db):
                 self.db.execute("DELETE FROM turns WHERE interview_id = ?", [iid])
                 self.db.execute("DELETE FROM turn_evaluations WHERE interview_id = ?", [iid])
+                self.db.execute("DELETE FROM recruiter_notes WHERE interview_id = ?", [iid])
                 if keep_scorecards:
                     for card in self.db.query("SELECT id, data FROM scorecards WHERE interview_id = ?", [iid]):
                         kept = _without_quotes(json.loads(card["data"]))

@@ -139,8 +139,10 @@ async def call_socket(request: web.Request) -> web.StreamResponse:
     shared = _shared_pool(request.app)
     if interview.led_by != "recruiter" or interview.status != Status.SCHEDULED or shared is None:
         raise web.HTTPConflict(text="this call cannot be placed (already placed, ended, or SIP is off)")
-    candidate = store.get_candidate(interview.candidate_id)
-    target = sip_target(candidate.phone or "", settings.sip)
+    try:
+        target = sip_target(store.get_candidate(interview.candidate_id).phone or "", settings.sip)
+    except NoRoute as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=20.0)
     await ws.prepare(request)
     leg = WebLeg(ws, interview.id)

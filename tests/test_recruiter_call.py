@@ -110,6 +110,13 @@ def test_notes_and_leader_are_stored_and_recruiter_calls_are_never_auto_dialed(s
     with pytest.raises(ValueError):
         store.save_notes(interview.id, "x" * 20_001)
     assert store.notes(interview.id)["text"] == NOTE  # a refused save loses nothing
+    # A candidate who rings in is never put into a recruiter's call by the AI, nor into anything while on one.
+    assert store.inbound_plan("+14155550100").matches == []
+    store.transition(interview.id, "dialing")
+    store.transition(interview.id, "in_progress")
+    store.transition(interview.id, "completed")
+    store.purge_old_content(store.clock() + timedelta(days=1), keep_scorecards=True)  # retention
+    assert store.notes(interview.id) is None
 
 
 async def test_notes_and_handover_need_the_admin_login_and_a_live_call(aiohttp_client, settings, store) -> None:
