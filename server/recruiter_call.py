@@ -23,6 +23,7 @@ from datetime import timedelta
 import numpy as np
 from aiohttp import web
 
+from dialer.leg import LineEnded
 from dialer.sip.pool import MediaWorkerPool
 from dialer.sip.shared_pool import SharedPool
 from dialer.sip.targets import NoRoute, sip_target
@@ -184,9 +185,9 @@ async def _recruiter_audio(leg: WebLeg, pool: MediaWorkerPool, interview_id: str
     """The recruiter's microphone, 16 kHz frames from the browser, to the candidate's line at 8 kHz."""
     while True:
         event = await leg.receive()
-        if not isinstance(event, AudioFrame):
-            if getattr(event, "reason", None) is not None:  # LineEnded: the page closed or hung up
-                return
+        if isinstance(event, LineEnded):  # the page closed or hung up
+            return
+        if not isinstance(event, AudioFrame):  # a keypad digit: nothing to do on this call
             continue
         pcm = down.process(np.frombuffer(event.pcm, dtype="<i2"))
         for frame in to_line.feed(pcm.astype("<i2").tobytes()):

@@ -146,8 +146,8 @@ function renderCopilot(c) {
   }
   if (changedPart("turns", c.turns)) {
     $("transcript").replaceChildren(...c.turns.map((t) => el("li", { className: "turn " + t.role },
-      el("span", { className: "timestamp" }, clock(t.startMs)), el("span", { className: "who" }, ROLE_NAMES[t.role] || t.role),
-      el("span", { className: "text" }, t.text))));
+      el("span", { className: "timestamp" }, clock(t.startMs)),
+      el("span", { className: "who" }, ROLE_NAMES[t.role] || t.role), el("span", { className: "text" }, t.text))));
   }
   if (c.notes && !$("notes-input").value && document.activeElement !== $("notes-input")) {
     $("notes-input").value = c.notes.text; // notes written earlier (a reload)
