@@ -55,13 +55,14 @@ class ResumePoint:
     """What the earlier legs of a dropped interview got through: the consent, and the factors answered."""
     consented: bool
     answered: frozenset[str]  # factor names with at least one answer
+    handover: bool = False  # a recruiter handed their live call to the AI (not a dropped line)
 
     @classmethod
     def from_evaluations(cls, evaluations: Iterable[TurnEvaluation]) -> "ResumePoint":
         """From the stored understanding of each turn: a question was asked only after consent."""
         evaluations = list(evaluations)
         answered = frozenset(e.factor for e in evaluations if e.role == "candidate" and e.kind == "answer" and e.factor)
-        asked = any(e.role == "agent" and e.kind in ("question", "follow_up") for e in evaluations)
+        asked = any(e.role in ("agent", "recruiter") and e.kind in ("question", "follow_up") for e in evaluations)
         return cls(consented=asked or bool(answered), answered=answered)
 
 
@@ -462,6 +463,9 @@ class Interviewer:
         company = f" from {self._template.company}" if self._template.company else ""
         lead = (f"Hi {self._candidate_name}, it's the interviewer{company} again. We got cut off, so let's pick up "
                 "where we left off. As before, this call is recorded.")
+        if resume.handover:
+            lead = (f"Hi {self._candidate_name}, I'm the AI interviewer{company}. The recruiter asked me to finish "
+                    "the interview with you. As before, this call is recorded.")
         remaining = [i for i, factor in enumerate(self._template.factors) if factor.name not in resume.answered]
         if not remaining:  # cut off during the closing: only the closing is left
             return self._end("completed", *sentences(lead), *sentences(self._template.closing), kind="closing")

@@ -11,6 +11,7 @@ them faster. Blocking model work (STT, TTS) runs on the engines' thread pool, ne
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import queue
 import re
@@ -180,8 +181,11 @@ class InterviewSession:
         candidate = store.get_candidate(interview.candidate_id)
         recording = Path(recordings_dir) / f"{interview_id}.wav" if recordings_dir else None
         resume, earlier_ms = None, 0
-        if interview.legs > 1:  # a resumed interview: go on from what the earlier legs stored
+        if interview.legs > 1 or interview.led_by == "ai_handover":
+            # A resumed interview, or a recruiter's call handed to the AI: go on from what is stored.
             resume = ResumePoint.from_evaluations(store.turn_evaluations(interview_id).values())
+            if interview.led_by == "ai_handover":
+                resume = dataclasses.replace(resume, handover=True)
             earlier_ms = max((t.end_ms for t in store.turns(interview_id)), default=0) + RESUME_GAP_MS
         return cls(store=store, interview_id=interview_id, template=position.template,
                    candidate_name=first_name(candidate.name), engines=engines, voice=voice,

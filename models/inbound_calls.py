@@ -95,6 +95,10 @@ class InboundCalls:
         newest: dict[str, Interview] = {}  # position -> its newest interview (re-runs replace older ones)
         for row in rows:
             interview = self.get_interview(row["id"])
+            if interview.led_by is not None:  # a recruiter's call: theirs to place, never run by the AI on a call-in
+                if interview.status in ACTIVE:
+                    return None
+                continue
             newest.setdefault(interview.position_id, interview)
         if any(i.status in ACTIVE for i in newest.values()):
             return None  # a call is under way: the candidate is being called, or is talking to us already

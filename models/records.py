@@ -10,7 +10,8 @@ __all__ = ["Position", "EvaluationFactor", "Candidate", "Campaign", "Interview",
            "WebhookEndpoint", "WebhookDelivery", "ApiKey", "CallAttempt", "Invitation", "CHANNELS", "ROLES"]
 
 CHANNELS = ("sip", "twilio", "web")
-ROLES = ("agent", "candidate")
+ROLES = ("agent", "candidate")  # who an integrator's posted turns may come from (server/api_turns.py)
+TURN_ROLES = (*ROLES, "recruiter")  # every stored turn: a recruiter speaks on a recruiter-led call
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Interview:
     callback_at: str | None = None  # the moment the candidate asked to be called back (ISO-8601, their offset)
     scheduled_for: str | None = None  # not dialed before this (a callback); None: as soon as possible
     legs: int = 1  # calls this interview took: one more for each resume after a dropped call
+    led_by: str | None = None  # None: the AI; "recruiter": a person with the copilot; "ai_handover": handed to the AI
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,16 @@ def _v6(db: sqlite_utils.Database) -> None:
     db["campaign_links"].create_index(["token_hash"], unique=True)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(db: sqlite_utils.Database) -> None:
+    """Recruiter-led calls: who leads the interview (interviews.led_by: NULL = the AI, "recruiter" = a person
+    with the copilot, "ai_handover" once the recruiter handed the call to the AI) and the recruiter's notes,
+    one text per interview saved as they type."""
+    db["interviews"].add_column("led_by", str)
+    db["recruiter_notes"].create({"interview_id": str, "text": str, "updated_at": str}, pk="interview_id",
+                                 not_null={"text", "updated_at"}, foreign_keys=[("interview_id", "interviews", "id")])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 LATEST = len(MIGRATIONS)
 
 

@@ -17,8 +17,9 @@ from models.campaign_dialing import CampaignDialing
 from models.db import Clock, dumps, fmt_time, immediate, new_id, open_database, token_hash, utcnow
 from models.inbound_calls import InboundCalls
 from models.invitations import Invitations
+from models.recruiter_calls import RecruiterCalls
 from models.lifecycle import ACTIVE, ENDED, IllegalTransition, Status, check_transition
-from models.records import (ApiKey, Campaign, Candidate, Event, Interview, Position, Scorecard, Turn,
+from models.records import (TURN_ROLES, ApiKey, Campaign, Candidate, Event, Interview, Position, Scorecard, Turn,
                             TurnEvaluation,
                             WebhookDelivery, WebhookEndpoint)
 from models.errors import Conflict, NotFound  # noqa: F401  (raised here; callers import them from the store)
@@ -39,8 +40,8 @@ class TwilioCall:
 
 
 # Mixins: campaign attempts and do-not-call (models/campaign_dialing.py), inbound calls (models/inbound_calls.py),
-# invitations and shared campaign links (models/invitations.py).
-class SessionStore(CampaignDialing, InboundCalls, Invitations):
+# invitations and shared campaign links (models/invitations.py), recruiter-led calls (models/recruiter_calls.py).
+class SessionStore(CampaignDialing, InboundCalls, Invitations, RecruiterCalls):
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000, clock: Clock = utcnow,
                  auto_migrate: bool = True):
         self.path = str(path)
@@ -188,8 +189,10 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations):
 
     # -- interviews ------------------------------------------------------------------------------
     def create_interview(self, *, candidate_id: str, position_id: str, channel: str, expires_at: datetime,
-                         campaign_id: str | None = None, rerun_of: str | None = None) -> tuple[Interview, str]:
-        """Returns the interview and its join token; only the token's hash is stored."""
+                         campaign_id: str | None = None, rerun_of: str | None = None,
+                         led_by: str | None = None) -> tuple[Interview, str]:
+        """Returns the interview and its join token; only the token's hash is stored. `led_by="recruiter"`:
+        a recruiter's live call (server/recruiter_call.py), dialed by the recruiter's page, never by a dialer."""
         token = secrets.token_urlsafe(32)
         now, iid = self.now(), new_id("int")
         with immediate(self.db):
@@ -211,7 +214,8 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations):
                 "id": iid, "candidate_id": candidate_id, "position_id": position_id,
                 "position_version": position.version, "campaign_id": campaign_id, "channel": channel,
                 "status": Status.SCHEDULED.value, "attempt_count": 0, "join_token_hash": token_hash(token),
-                "expires_at": fmt_time(expires_at), "created_at": now, "updated_at": now, "rerun_of": rerun_of})
+                "expires_at": fmt_time(expires_at), "created_at": now, "updated_at": now, "rerun_of": rerun_of,
+                "led_by": led_by})
             self._emit("interview.created", iid, {"status": Status.SCHEDULED.value})
         return self.get_interview(iid), token
 
@@ -243,7 +247,7 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations):
         `phonescreen serve` dials as soon as they are created (campaigns have their own scheduler)."""
         now = self.now()
         rows = self.db.query("SELECT * FROM interviews WHERE status = 'scheduled' AND channel = ? AND "
-                             "campaign_id IS NULL AND expires_at > ? AND (scheduled_for IS NULL OR scheduled_for <= ?) "
+                             "campaign_id IS NULL AND led_by IS NULL AND expires_at > ? AND (scheduled_for IS NULL OR scheduled_for <= ?) "
                              "ORDER BY created_at, id LIMIT ?", [channel, now, now, limit])
         return [_interview(r) for r in rows]
 
@@ -348,8 +352,8 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations):
     def add_turn(self, iid: str, *, role: str, text: str, start_ms: int, end_ms: int,
                  stt_confidence: float | None = None, interrupted: bool = False) -> Turn:
         """Commit one finished turn. Turn numbers are assigned here, under the write lock."""
-        if role not in ("agent", "candidate"):
-            raise ValueError(f"role must be 'agent' or 'candidate', got {role!r}")
+        if role not in TURN_ROLES:
+            raise ValueError(f"role must be one of {', '.join(TURN_ROLES)}, got {role!r}")
         with immediate(self.db):
             interview = self.get_interview(iid)
             if interview.status != Status.IN_PROGRESS:
@@ -719,13 +723,14 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations):
         return ErasedCandidate(cid, ids, [r["recording_path"] for r in rows if r["recording_path"]])
 
     def purge_old_content(self, ended_before: datetime, *, keep_scorecards: bool) -> list[ErasedCandidate]:
-        """Retention: interviews that ended before `ended_before` lose their transcript and recording
+        """Retention: interviews that ended before `ended_before` lose their transcript, recording, recruiter notes
         (and their scorecards, or only the scorecards' quoted answers with `keep_scorecards`). Returns,
         per candidate, the interviews purged and their recording files (the caller deletes the files)."""
         cutoff = fmt_time(ended_before)
         rows = list(self.db.query(
             "SELECT id, candidate_id, recording_path FROM interviews WHERE ended_at IS NOT NULL AND ended_at < ? "
             "AND (recording_path IS NOT NULL OR EXISTS (SELECT 1 FROM turns WHERE turns.interview_id = interviews.id) "
+            "OR EXISTS (SELECT 1 FROM recruiter_notes WHERE recruiter_notes.interview_id = interviews.id) "
             "OR EXISTS (SELECT 1 FROM scorecards WHERE scorecards.interview_id = interviews.id "
             "AND scorecards.data LIKE '%\"quote\"%'))", [cutoff]))
         purged: dict[str, ErasedCandidate] = {}
@@ -734,6 +739,7 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations):
             with immediate(self.db):
                 self.db.execute("DELETE FROM turns WHERE interview_id = ?", [iid])
                 self.db.execute("DELETE FROM turn_evaluations WHERE interview_id = ?", [iid])
+                self.db.execute("DELETE FROM recruiter_notes WHERE interview_id = ?", [iid])
                 if keep_scorecards:
                     for card in self.db.query("SELECT id, data FROM scorecards WHERE interview_id = ?", [iid]):
                         kept = _without_quotes(json.loads(card["data"]))
@@ -810,7 +816,8 @@ def _interview(row: dict) -> Interview:
                      row["campaign_id"], row["channel"], row["status"], row["attempt_count"], row["outcome_code"],
                      row["recording_path"], row["expires_at"], row["created_at"], row["updated_at"],
                      row["started_at"], row["ended_at"], row["rerun_of"], row["join_token_hash"],
-                     row.get("end_reason"), row.get("callback_at"), row.get("scheduled_for"), row.get("legs") or 1)
+                     row.get("end_reason"), row.get("callback_at"), row.get("scheduled_for"), row.get("legs") or 1,
+                     row.get("led_by"))
 
 
 def _turn(row: dict) -> Turn:

@@ -19,6 +19,7 @@ from scoring.masking import mask_sensitive, without_masks
 
 # A question is recognized by its first words, so an agent turn cut short by a barge-in still counts.
 _QUESTION_WORDS = 6
+ASKING_ROLES = ("agent", "recruiter")  # whoever asks the questions: the AI, or a recruiter on a live call
 _WORD_RE = re.compile(r"[a-z0-9]+")
 
 
@@ -70,7 +71,7 @@ def _prefix_found(words: list[str], question: list[str]) -> int:
     return best
 
 
-def _spoken_question(words: list[str], template: InterviewTemplate) -> tuple[str | None, str | None, bool]:
+def spoken_question(words: list[str], template: InterviewTemplate) -> tuple[str | None, str | None, bool]:
     """(factor, question, True) when the agent turn asks one of the template's questions (or reads the
     closing: factor and question None). Questions may share an opening ("Tell me about a time you..."),
     so the longest match wins, and a match needs the question's first words (the whole question if
@@ -87,7 +88,7 @@ def _spoken_question(words: list[str], template: InterviewTemplate) -> tuple[str
 
 
 def _spoken_factor(words: list[str], template: InterviewTemplate) -> tuple[str | None, bool]:
-    factor, _, asked = _spoken_question(words, template)
+    factor, _, asked = spoken_question(words, template)
     return factor, asked
 
 
@@ -95,7 +96,7 @@ def factor_in_progress(turns: list[Turn], template: InterviewTemplate) -> str | 
     """The factor of the last template question the agent has asked (None before the first or after the
     closing): what a live call is on, read from its stored turns whatever process runs it."""
     for turn in reversed(turns):
-        if turn.role == "agent":
+        if turn.role in ASKING_ROLES:
             factor, asked = _spoken_factor(words_of(turn.text), template)
             if asked:
                 return factor
@@ -120,8 +121,8 @@ def prepare(turns: list[Turn], template: InterviewTemplate,
                 answers.append(Answer(turn.turn_number, masked.text, turn.text, known.factor, turn.start_ms,
                                       turn.end_ms, turn.stt_confidence, masked.spans, known.question))
             continue
-        if turn.role == "agent":
-            factor, asked_question, asked = _spoken_question(words_of(turn.text), template)
+        if turn.role in ASKING_ROLES:
+            factor, asked_question, asked = spoken_question(words_of(turn.text), template)
             if asked:
                 current, question = factor, asked_question
             continue

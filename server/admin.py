@@ -41,7 +41,7 @@ async def _to_dashboard(request: web.Request) -> web.StreamResponse:
     return see_other("/admin")
 
 
-async def _event_stream(request: web.Request, snapshot: Callable[[], dict[str, Any]]) -> web.StreamResponse:
+async def event_stream(request: web.Request, snapshot: Callable[[], dict[str, Any]]) -> web.StreamResponse:
     """Send `snapshot()` now and again whenever it changes, until the page goes away or the session ends."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
@@ -70,14 +70,14 @@ async def _event_stream(request: web.Request, snapshot: Callable[[], dict[str, A
 @data_route
 async def dashboard_events(request: web.Request) -> web.StreamResponse:
     store, voice, settings = store_of(request), request.app[VOICE], settings_of(request)
-    return await _event_stream(request, lambda: admin_data.dashboard(store, voice, settings))
+    return await event_stream(request, lambda: admin_data.dashboard(store, voice, settings))
 
 
 @data_route
 async def interview_events(request: web.Request) -> web.StreamResponse:
     store, voice, interview_id = store_of(request), request.app[VOICE], request.match_info["id"]
     store.get_interview(interview_id)  # 404 before the stream starts
-    return await _event_stream(request, lambda: admin_data.interview_detail(store, voice, interview_id))
+    return await event_stream(request, lambda: admin_data.interview_detail(store, voice, interview_id))
 
 
 def _choice(request: web.Request, name: str, allowed: tuple[str, ...] | list[str]) -> str | None:

@@ -179,4 +179,6 @@ def interview_detail(store: SessionStore, voice: VoiceRuntime, interview_id: str
                          "attempts": v.attempts, "sent_at": v.sent_at, "updated_at": v.updated_at}
                         for v in store.invitations_of(interview.id)],
         "can_invite": interview.channel == "web" and interview.status == "scheduled",
+        "led_by": interview.led_by,
+        "notes": store.notes(interview.id),
     }

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from models.lifecycle import ENDED, Status
-from models.records import CHANNELS, Event, Interview, Invitation, Scorecard, Turn
+from models.records import CHANNELS, TURN_ROLES, Event, Interview, Invitation, Scorecard, Turn
 from models.store import default_expiry
 from models.validation import RuleViolation, ValidationError, check_text
 from scoring.job import rescore_with_own_store
@@ -208,7 +208,7 @@ _INTERVIEW_PROPERTIES = {
     "scheduledFor": {**_NULLABLE_STRING, "description": "Not dialed before this moment (a callback)."},
 }
 _TURN_PROPERTIES = {
-    "turnNumber": {"type": "integer", "minimum": 1}, "role": {"type": "string", "enum": ["agent", "candidate"]},
+    "turnNumber": {"type": "integer", "minimum": 1}, "role": {"type": "string", "enum": list(TURN_ROLES)},
     "text": _STRING, "startMs": {"type": "integer"}, "endMs": {"type": "integer"},
     "sttConfidence": {"type": "number", "nullable": True}, "interrupted": {"type": "boolean"},
 }

@@ -13,7 +13,7 @@ the interview the integrator's, so turns are never posted into a call phonescree
 
 What is understood, the way ivr.session stores it for our own calls (store.set_turn_evaluation):
 - an agent turn with isPendingQuestion is the question the next candidate turns answer: its factor comes
-  from matching the template's questions (scoring.transcript._spoken_question; a lead-in before the
+  from matching the template's questions (scoring.transcript.spoken_question; a lead-in before the
   question is fine) -> kind "question"; a pending question that matches none, once a factor is under way,
   is a follow-up on that factor -> "follow_up"; before any factor it is refused (422). An agent turn that
   reads the template's closing is "closing"; any other agent turn is a "statement".
@@ -41,7 +41,7 @@ from models.records import ROLES, Interview, Turn, TurnEvaluation
 from models.store import SessionStore
 from models.validation import RuleViolation, ValidationError, check_text
 from scoring.job import rescore_with_own_store
-from scoring.transcript import _spoken_question, words_of
+from scoring.transcript import spoken_question, words_of
 from server.api_interviews import scorecard_json
 from server.http import ApiError, Route, json_response, read_json, reject_unknown, settings_of, store_of
 from server.schemas import COMPONENTS, ERROR_REF, VISIBLE, json_body, json_ok, path_id, ref
@@ -100,7 +100,7 @@ def asked_before(number: int, known: dict[int, TurnEvaluation]) -> Asked:
 
 
 def _agent(said: Said, asked: Asked, template: InterviewTemplate) -> tuple[Understood, Asked]:
-    factor, question, matched = _spoken_question(words_of(said.text), template)
+    factor, question, matched = spoken_question(words_of(said.text), template)
     if matched and factor is None:  # the template's closing: nothing after it answers a factor
         return Understood("closing"), Asked(True)
     if not said.pending:

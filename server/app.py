@@ -7,7 +7,7 @@ from config.settings import Settings
 from ivr.engines import VoiceEngines
 from models.store import SessionStore
 from server import api_campaigns, api_candidates, api_interviews, api_positions, api_webhooks, openapi
-from server import admin, twilio_endpoints, twilio_inbound, twilio_messages, web_channel
+from server import admin, recruiter_call, twilio_endpoints, twilio_inbound, twilio_messages, web_channel
 from server import health, metrics, recording_urls
 from server import api_dnc, api_invitations, api_turns, campaign_link
 from server.auth import ROUTE_SCOPES, auth_middleware
@@ -64,6 +64,7 @@ def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool =
     web_channel.add_routes(app)  # /join, /ws/join, /static: no API key (the join token / admin login guard them)
     campaign_link.add_routes(app)  # /apply: a campaign's shared link (its token in the body guards it)
     admin.add_routes(app)  # /admin: the dashboard, behind the admin login
+    recruiter_call.add_routes(app)  # /admin/recruiter: recruiter-led calls with the copilot, same login
     twilio_endpoints.add_routes(app)  # /twilio/status, /twilio/stream: Twilio's signature and stream token guard them
     twilio_inbound.add_routes(app)  # /twilio/voice: the number's voice webhook (inbound calls), signed too
     twilio_messages.add_routes(app)  # /twilio/message-status: delivery reports of invitation SMS, signed too

@@ -85,6 +85,7 @@ def exit_cause(exitcode: int | None) -> str:
 StateListener = Callable[[str, str], None]  # (interview id, status) as calls progress
 # (the result, the session's reply timings as dicts: [] when the call was not answered or its worker died)
 DoneListener = Callable[[CallResult, list[dict]], None]
+AudioListener = Callable[[bytes], None]  # one 20 ms frame of a recruiter-led call's candidate voice
 
 
 class MediaWorkerPool:
@@ -100,6 +101,7 @@ class MediaWorkerPool:
         self._started = False  # until start() succeeds, a dead worker fails it instead of being replaced
         self._closing = False
         self._context = multiprocessing.get_context("spawn")  # pjsip threads and fork() do not mix
+        self._audio: dict[str, AudioListener] = {}  # recruiter-led calls: interview id -> candidate audio sink
 
     @property
     def capacity(self) -> int:
@@ -143,9 +145,11 @@ class MediaWorkerPool:
         return worker
 
     # -- dialing ------------------------------------------------------------------------------------------
-    async def dial(self, interview_id: str, target: str) -> CallResult:
+    async def dial(self, interview_id: str, target: str, *, on_audio: AudioListener | None = None) -> CallResult:
         """Claim the interview (scheduled -> dialing), place the call on a worker with a free slot, and
-        wait until it ends. Raises IllegalTransition if the interview cannot be dialed now."""
+        wait until it ends. Raises IllegalTransition if the interview cannot be dialed now. `on_audio`: a
+        recruiter-led call (dialer/recruiter_link.py): the AI stays silent, the candidate's voice comes to
+        `on_audio` frame by frame (8 kHz PCM16), the recruiter's goes down with `send_audio`."""
         async with self._free:
             worker = await self._free.wait_for(self._worker_with_room)
             self.store.transition(interview_id, Status.DIALING)  # the claim
@@ -154,8 +158,31 @@ class MediaWorkerPool:
         self._notify(interview_id, Status.DIALING)
         # Every caller (API dialer, campaigns, `phonescreen call`, tests) comes through here: the transport once.
         target = with_transport(target, self.settings.sip)
-        worker.conn.send({"op": "dial", "interview_id": interview_id, "target": target})
-        return await done
+        message = {"op": "dial", "interview_id": interview_id, "target": target}
+        if on_audio is not None:
+            self._audio[interview_id] = on_audio
+            message["mode"] = "recruiter"
+        worker.conn.send(message)
+        try:
+            return await done
+        finally:
+            self._audio.pop(interview_id, None)
+
+    def _worker_of(self, interview_id: str) -> _Worker | None:
+        return next((w for w in self.workers if interview_id in w.calls), None)
+
+    def send_audio(self, interview_id: str, pcm: bytes) -> None:
+        """One 20 ms frame of the recruiter's voice (8 kHz PCM16) for a recruiter-led call's candidate."""
+        if (worker := self._worker_of(interview_id)) is not None:
+            with contextlib.suppress(OSError):
+                worker.conn.send({"op": "audio", "interview_id": interview_id, "pcm": pcm})
+
+    def hand_over(self, interview_id: str) -> bool:
+        """Let the AI finish a recruiter-led call; False when no worker holds that call."""
+        if (worker := self._worker_of(interview_id)) is None:
+            return False
+        worker.conn.send({"op": "handover", "interview_id": interview_id})
+        return True
 
     def hang_up(self, interview_id: str) -> None:
         for worker in self.workers:
@@ -195,7 +222,10 @@ class MediaWorkerPool:
             self._lost(worker)
             return
         op = message.get("op")
-        if op == "ready" and not worker.ready.done():
+        if op == "audio":  # a recruiter-led call's candidate voice, for the recruiter's browser
+            if (listener := self._audio.get(message.get("interview_id"))) is not None:
+                listener(message["pcm"])
+        elif op == "ready" and not worker.ready.done():
             worker.ready.set_result(True)
             asyncio.create_task(self._wake())
         elif op == "failed" and not worker.ready.done():  # it could not start (e.g. its SIP port is taken)

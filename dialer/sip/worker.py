@@ -1,11 +1,14 @@
 """A media worker process: one pjsua2 endpoint (at most 4 calls), the voice engines, and an event loop
 that runs each answered call's InterviewSession over its SipLeg.
 
-The pool (pool.py) sends {"op": "dial", "interview_id", "target"}, {"op": "end", "reason"} (every answered
+The pool (pool.py) sends {"op": "dial", "interview_id", "target", "mode"?}, {"op": "end", "reason"} (every answered
 call says a short goodbye and hangs up: partial) and {"op": "stop"} over a pipe and gets back {"op": "ready"},
 {"op": "state", ...} and {"op": "done", "interview_id", "key", "status", "code", "timings"} (timings: the
 session's TurnTiming per reply, as dicts, for the server's metrics). The pool
 has already moved the interview to `dialing` (its claim); the worker writes every later status itself.
+A recruiter-led call (`"mode": "recruiter"`, dialer/recruiter_link.py) runs no session until handed over: the
+candidate's voice goes up as {"op": "audio", "interview_id", "pcm"} (20 ms, 8 kHz), the recruiter's comes
+down the same way, and {"op": "handover", "interview_id"} lets the AI finish the interview on the same leg.
 An inbound call (to sip.inbound_user, dialer/sip/inbound.py) is announced as {"op": "inbound", "key"} when it
 arrives (it holds a slot) and {"op": "inbound", "key", "interview_id"} once it runs an interview; one that
 runs none ends with a `done` whose interview_id is None.
@@ -34,6 +37,7 @@ from config.settings import Settings
 from dialer.handoff import prepare_transfer
 from dialer.inbound import UNKNOWN_MESSAGE
 from dialer.leg import bridge
+from dialer.recruiter_link import HANDOVER, RecruiterLink
 from dialer.sip.account import WorkerAccount
 from dialer.sip.call import SipCall
 from dialer.sip.endpoint import EndpointPlan, account_config, poll_forever, start_endpoint
@@ -82,6 +86,7 @@ class MediaWorker:
         self.sip = settings.sip
         self.calls: dict[str, SipCall] = {}
         self.sessions: dict[str, InterviewSession] = {}  # answered calls' running interviews
+        self.links: dict[str, RecruiterLink] = {}  # answered recruiter-led calls, until handed to the AI
         self.tasks: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
         self.leftovers: list[SipCall] = []  # calls pjsip never confirmed as disconnected; freed at the end
@@ -146,8 +151,14 @@ class MediaWorker:
             asyncio.get_running_loop().remove_reader(self.conn.fileno())
             return
         op = message.get("op")
-        if op == "dial":
-            task = asyncio.create_task(self._place(message["interview_id"], message["target"]))
+        if op == "audio":  # the recruiter's voice on a recruiter-led call (dialer/recruiter_link.py)
+            if (link := self.links.get(message.get("interview_id"))) is not None:
+                link.push_recruiter(message["pcm"])
+        elif op == "handover" and message.get("interview_id") in self.links:
+            self.links[message["interview_id"]].hand_over()
+        elif op == "dial":
+            task = asyncio.create_task(self._place(message["interview_id"], message["target"],
+                                                   recruiter=message.get("mode") == "recruiter"))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         elif op == "hangup" and message.get("interview_id") in self.calls:
@@ -178,13 +189,13 @@ class MediaWorker:
         return True
 
     # -- one call -------------------------------------------------------------------------------------------
-    async def _place(self, iid: str, target: str) -> None:
+    async def _place(self, iid: str, target: str, recruiter: bool = False) -> None:
         loop = asyncio.get_running_loop()
         call = SipCall(self.account, loop, label=iid)
         self.calls[iid] = call
         status: str = Status.FAILED
         try:
-            status = await self._dial_and_talk(iid, target, call)
+            status = await self._dial_and_talk(iid, target, call, recruiter)
         except Exception:
             log.exception("call failed", extra={"interview_id": iid})
             current = self.store.get_interview(iid).status
@@ -209,7 +220,7 @@ class MediaWorker:
         self._tell({"op": "done", "interview_id": key if status is not None else None, "key": key,
                     "status": str(status), "code": call.status_code, "timings": timings})
 
-    async def _dial_and_talk(self, iid: str, target: str, call: SipCall) -> str:
+    async def _dial_and_talk(self, iid: str, target: str, call: SipCall, recruiter: bool = False) -> str:
         try:
             call.makeCall(target, pj.CallOpParam(True))
         except pj.Error as exc:
@@ -217,8 +228,9 @@ class MediaWorker:
             self._status(iid, Status.FAILED, "invalid_target")
             return Status.FAILED
         # The opening (greeting with the name, consent) is synthesized while the phone rings: it plays whole.
-        opening = InterviewSession.opening_of(self.store, iid)  # the store is read on the loop's thread only
-        asyncio.get_running_loop().run_in_executor(self.engines.executor, self.make_opening, iid, opening)
+        if not recruiter:  # a recruiter opens their own call
+            opening = InterviewSession.opening_of(self.store, iid)  # the store is read on the loop's thread only
+            asyncio.get_running_loop().run_in_executor(self.engines.executor, self.make_opening, iid, opening)
         answered = await self._ring(iid, call)
         if not answered:
             ring_timeout = not call.disconnected.is_set()
@@ -236,6 +248,25 @@ class MediaWorker:
             return Status.NO_ANSWER
         if not self._status(iid, Status.IN_PROGRESS, 200):
             return self.store.get_interview(iid).status
+        if recruiter:
+            return await self.recruiter_call(iid, call)
+        return await self.talk(iid, call)
+
+    async def recruiter_call(self, iid: str, call: SipCall) -> str:
+        """Relay a recruiter's call (the AI silent) until it ends, or until the recruiter hands it to the AI,
+        which then finishes the interview on the same leg."""
+        link = RecruiterLink(self.store, iid, call.leg, self.engines, self.settings.voice,
+                             lambda pcm: self._tell({"op": "audio", "interview_id": iid, "pcm": pcm}),
+                             self.settings.store.recordings_dir)
+        self.links[iid] = link
+        log.info("recruiter call answered", extra=_call_extra(iid, call))
+        try:
+            status = await link.run(silence_timeout_s=self.sip.rtp_timeout_s, max_s=self.sip.max_call_s)
+        finally:
+            self.links.pop(iid, None)
+        if status != HANDOVER:
+            return status
+        log.info("recruiter handed the call to the AI", extra={"interview_id": iid})
         return await self.talk(iid, call)
 
     async def talk(self, iid: str, call: SipCall) -> str:

@@ -55,7 +55,7 @@ function renderTranscript(turns) {
   const items = turns.map((t) => el("li", { id: "turn-" + t.turnNumber, className: "turn " + t.role },
     el("button", { type: "button", className: "timestamp", title: "Play from here", onclick: () => seek(t.startMs) },
       clock(t.startMs)),
-    el("span", { className: "who" }, t.role === "agent" ? "AI" : "Candidate"),
+    el("span", { className: "who" }, ROLE_LABELS[t.role] || t.role),
     el("span", { className: "text" }, t.text, t.interrupted ? el("em", { className: "muted" }, " (interrupted)") : null),
     t.role === "candidate" && t.sttConfidence !== null
       ? el("span", { className: "confidence", title: "speech-to-text confidence" },
@@ -121,6 +121,14 @@ function renderEvents(events) {
     e.data && e.data.reason ? el("span", { className: "muted" }, " · " + e.data.reason) : null)));
 }
 
+const ROLE_LABELS = { agent: "AI", candidate: "Candidate", recruiter: "Recruiter" };
+
+function renderNotes(notes) {
+  // A recruiter-led call: the recruiter's notes beside the scorecard.
+  document.getElementById("notes-panel").hidden = !notes;
+  document.getElementById("notes").textContent = notes ? notes.text : "";
+}
+
 function render(i) {
   document.getElementById("not-found").hidden = true;
   if (changed("facts", [i.status, i.startedAt, i.endedAt, i.currentFactor, i.outcomeCode, i.endReason, i.callbackAt,
@@ -129,6 +137,10 @@ function render(i) {
   if (changed("turns", i.turns)) renderTranscript(i.turns);
   if (changed("scorecard", i.scorecard)) renderScorecard(i.scorecard);
   if (changed("events", i.events)) renderEvents(i.events);
+  if (changed("notes", i.notes)) renderNotes(i.notes);
+  if (i.ledBy) document.getElementById("recording-note").textContent = i.ledBy === "ai_handover"
+    ? "Stereo: the candidate on the left; the recruiter, then the AI interviewer, on the right."
+    : "Stereo: the candidate on the left, the recruiter on the right.";
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
