@@ -49,7 +49,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
         base = Settings(log=LogSettings(level="warning"), store=StoreSettings(path=str(tmp / "bench.db"),
                                                                              recordings_dir=str(tmp / "rec")))
         settings = sip_settings(base, workers=workers, ring_timeout_s=5.0, domain=uas.domain)
-        store = SessionStore(settings.store.path, clock=OffsetClock())
+        store = SessionStore(settings.store.target, clock=OffsetClock())
         campaign = make_campaign(store, short_template(), phones, max_concurrent_calls=args.max_concurrent,
                                  attempts_per_second=args.rate, retry={"busy": {"delay_s": 60, "max_attempts": 1}})
         pool = SharedPool(settings, store, with_llm=False)

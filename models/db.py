@@ -1,5 +1,7 @@
-"""Opening the SQLite file the way every process must: WAL, foreign keys, a busy timeout, explicit
-IMMEDIATE transactions (so concurrent writers queue on the lock instead of failing on upgrade)."""
+"""Opening the store's database the way every process must. SQLite (the embedded default): WAL, foreign
+keys, a busy timeout, explicit IMMEDIATE transactions (so concurrent writers queue on the lock instead of
+failing on upgrade). PostgreSQL (`store.url = "postgresql://..."`, models/pg.py): the same interface,
+writers queue on one advisory lock."""
 from __future__ import annotations
 
 import contextlib
@@ -8,9 +10,12 @@ import secrets
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Union
 
+import psycopg
 import sqlite_utils
+
+from models.pg import PgDatabase, is_url
 
 Clock = Callable[[], datetime]
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width, so text comparison in SQL is time order
@@ -38,7 +43,30 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def open_database(path: str | Path, busy_timeout_ms: int = 10_000) -> sqlite_utils.Database:
+Database = Union[sqlite_utils.Database, PgDatabase]
+# What a failed statement raises, on either database.
+DatabaseError = (sqlite3.Error, psycopg.Error)
+IntegrityError = (sqlite3.IntegrityError, psycopg.IntegrityError)
+SQLITE_PREFIX = "sqlite:///"
+
+
+def is_postgres(db: Database) -> bool:
+    return isinstance(db, PgDatabase)
+
+
+def sqlite_path(target: str | Path) -> str | None:
+    """The SQLite file a store target names (a path or sqlite:///path), or None for a PostgreSQL URL."""
+    target = str(target)
+    if is_url(target):
+        return None
+    return target[len(SQLITE_PREFIX):] if target.startswith(SQLITE_PREFIX) else target
+
+
+def open_database(target: str | Path, busy_timeout_ms: int = 10_000) -> Database:
+    """`target`: a SQLite file path, `sqlite:///path` or `postgresql://user:pass@host:port/db`."""
+    path = sqlite_path(target)
+    if path is None:
+        return PgDatabase(str(target), busy_timeout_ms=busy_timeout_ms)
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: no implicit transactions; we say BEGIN IMMEDIATE ourselves.
@@ -52,8 +80,12 @@ def open_database(path: str | Path, busy_timeout_ms: int = 10_000) -> sqlite_uti
 
 
 @contextlib.contextmanager
-def immediate(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+def immediate(db: Database) -> Iterator[Database]:
     """A write transaction that takes the write lock up front. Nested use joins the outer one."""
+    if isinstance(db, PgDatabase):
+        with db.write_transaction():
+            yield db
+        return
     conn = db.conn
     if conn.in_transaction:
         yield db
@@ -67,3 +99,17 @@ def immediate(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         raise
     else:
         conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def savepoint(db: Database, name: str = "attempt") -> Iterator[None]:
+    """Inside a write transaction, a statement that may fail (a unique key) without ending the transaction:
+    PostgreSQL aborts the whole transaction on an error unless it is rolled back to a savepoint."""
+    db.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        db.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        db.execute(f"RELEASE SAVEPOINT {name}")
+        raise
+    db.execute(f"RELEASE SAVEPOINT {name}")

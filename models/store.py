@@ -1,5 +1,6 @@
 """The session store: the one place records are written. Every process (server, media workers, scorers,
-dialers) opens its own SessionStore on the same SQLite file."""
+dialers) opens its own SessionStore on the same SQLite file, or the same PostgreSQL database (several
+machines)."""
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +16,8 @@ from typing import Any, Callable, Iterable
 
 from config.templates import InterviewTemplate, parse_template
 from models.campaign_dialing import CampaignDialing
-from models.db import Clock, dumps, fmt_time, immediate, new_id, open_database, utcnow
+from models.db import (Clock, DatabaseError, IntegrityError, dumps, fmt_time, immediate, is_postgres, new_id,
+                       open_database, savepoint, utcnow)
 from models.inbound_calls import InboundCalls
 from models.lifecycle import ACTIVE, ENDED, IllegalTransition, Status, check_transition
 from models.records import (ApiKey, Campaign, Candidate, Event, Interview, Position, Scorecard, Turn,
@@ -53,6 +55,7 @@ class TwilioCall:
 class SessionStore(CampaignDialing, InboundCalls):
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000, clock: Clock = utcnow,
                  auto_migrate: bool = True):
+        """`path`: the SQLite file, `sqlite:///path` or a `postgresql://` URL (StoreSettings.target)."""
         self.path = str(path)
         self.db = open_database(path, busy_timeout_ms)
         self.clock = clock
@@ -431,8 +434,9 @@ class SessionStore(CampaignDialing, InboundCalls):
             if row["call_sid"] is not None:
                 return row["call_sid"] == call_sid
             try:
-                self.db["twilio_calls"].update(iid, {"call_sid": call_sid, "updated_at": self.now()})
-            except sqlite3.IntegrityError:  # the SID belongs to another interview's call
+                with savepoint(self.db):
+                    self.db["twilio_calls"].update(iid, {"call_sid": call_sid, "updated_at": self.now()})
+            except IntegrityError:  # the SID belongs to another interview's call
                 return False
         return True
 
@@ -672,13 +676,16 @@ class SessionStore(CampaignDialing, InboundCalls):
 
     # -- operations and data protection ----------------------------------------------------------
     def check_writable(self) -> None:
-        """Take the write lock and release it (readiness): raises sqlite3.Error if the file cannot be written."""
+        """Take the write lock and release it (readiness): raises a DatabaseError if the store cannot be written."""
         with immediate(self.db):
             pass
 
     def backup(self, path: str | Path) -> str:
         """An online copy of the whole store to `path` (a consistent snapshot: writers are never blocked in
-        WAL mode); returns the copy's PRAGMA integrity_check verdict ("ok")."""
+        WAL mode); returns the copy's PRAGMA integrity_check verdict ("ok"). SQLite only: a PostgreSQL
+        store is backed up with pg_dump."""
+        if is_postgres(self.db):
+            raise Conflict("the store is on PostgreSQL: back it up with pg_dump")
         target = sqlite3.connect(str(path))
         try:
             self.db.conn.backup(target)  # one step: every page under one read snapshot
@@ -722,7 +729,7 @@ class SessionStore(CampaignDialing, InboundCalls):
                                           "created_at": self.now()})
         finally:
             self.db.execute("PRAGMA secure_delete = OFF")
-        with contextlib.suppress(sqlite3.Error):  # old page images leave the WAL too (best effort: readers)
+        with contextlib.suppress(*DatabaseError):  # old page images leave the WAL too (best effort: readers)
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return ErasedCandidate(cid, ids, [r["recording_path"] for r in rows if r["recording_path"]])
 

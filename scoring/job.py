@@ -57,8 +57,8 @@ def scored_since_ended(store: SessionStore, interview_id: str) -> bool:
 
 def _store_for(settings: Settings) -> SessionStore:
     global _worker_store
-    if _worker_store is None or _worker_store.path != settings.store.path:
-        _worker_store = SessionStore(settings.store.path, busy_timeout_ms=settings.store.busy_timeout_ms)
+    if _worker_store is None or _worker_store.path != settings.store.target:
+        _worker_store = SessionStore(settings.store.target, busy_timeout_ms=settings.store.busy_timeout_ms)
     return _worker_store
 
 

@@ -14,6 +14,12 @@ from dialer.campaign.pacing import TokenBucket
 from models.calling_window import next_call_time
 from models.lifecycle import Status
 from models.store import Conflict, SessionStore
+from postgres import STORE_BACKENDS
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request) -> str:
+    return request.param
 
 PHONES = [f"+1202555{n:04d}" for n in range(6)]
 WINDOW = {"start": "09:00", "end": "20:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]}
@@ -26,7 +32,7 @@ def clock() -> MovableClock:
 
 @pytest.fixture
 def cstore(settings, clock) -> SessionStore:
-    store = SessionStore(settings.store.path, clock=clock)
+    store = SessionStore(settings.store.target, clock=clock)
     yield store
     store.close()
 
@@ -234,13 +240,13 @@ def _claim_in_process(path: str, campaign_id: str, owner: str, out) -> None:
 
 
 def test_two_processes_never_claim_one_candidate(settings, sample_template, tmp_path: Path) -> None:
-    store = SessionStore(settings.store.path, clock=lambda: WEDNESDAY_NOON)
+    store = SessionStore(settings.store.target, clock=lambda: WEDNESDAY_NOON)
     phones = [f"+1202555{n:04d}" for n in range(30)]
     campaign = make_campaign(store, sample_template, phones, max_concurrent_calls=20)
     store.campaign_action(campaign.id, "start")
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
-    workers = [context.Process(target=_claim_in_process, args=(settings.store.path, campaign.id, f"p{i}", out))
+    workers = [context.Process(target=_claim_in_process, args=(settings.store.target, campaign.id, f"p{i}", out))
                for i in range(3)]
     for worker in workers:
         worker.start()

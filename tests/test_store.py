@@ -1,4 +1,5 @@
-"""The session store on a real SQLite file: schema, pragmas, versioning, idempotent upserts, turns, scorecards."""
+"""The session store on a real SQLite file and a real PostgreSQL database: schema, pragmas, versioning,
+idempotent upserts, turns, scorecards; `db migrate-to` copying a SQLite store into PostgreSQL."""
 from __future__ import annotations
 
 import sqlite3
@@ -6,9 +7,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from models.db import IntegrityError, is_postgres
 from models.lifecycle import Status
 from models.schema import LATEST, migrate, schema_version
 from models.store import Conflict, NotFound, SessionStore, token_hash
+from postgres import STORE_BACKENDS
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request) -> str:
+    return request.param
 
 
 class FakeClock:
@@ -29,10 +37,11 @@ def _interview(store: SessionStore, sample_template, channel: str = "sip"):
 def test_schema_pragmas_and_idempotent_migration(store: SessionStore) -> None:
     assert schema_version(store.db) == LATEST
     assert migrate(store.db) == 0
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
-    with pytest.raises(sqlite3.IntegrityError):  # foreign keys are enforced
+    if not is_postgres(store.db):
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+    with pytest.raises(IntegrityError):  # foreign keys are enforced
         store.db.execute("INSERT INTO turns (interview_id, turn_number, role, text) VALUES ('nope', 1, 'agent', 'x')")
 
 
@@ -119,9 +128,9 @@ def test_scorecards_are_versioned_and_make_report_ready(store: SessionStore, sam
     assert types.count("interview.scored") == 2 and "interview.completed" in types
 
 
-def test_dialing_counts_attempts_and_expiry_sweep(tmp_path, sample_template) -> None:
+def test_dialing_counts_attempts_and_expiry_sweep(settings, sample_template) -> None:
     clock = FakeClock()
-    store = SessionStore(tmp_path / "s.db", clock=clock)
+    store = SessionStore(settings.store.target, clock=clock)
     interview, _ = _interview(store, sample_template)
     clock.now += timedelta(days=8)
     assert store.expire_due() == [interview.id]
