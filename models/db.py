@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import sqlite3
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 
-import psycopg
 import sqlite_utils
 
-from models.pg import PgDatabase, is_url
+if TYPE_CHECKING:  # psycopg is imported only by a process that opens a PostgreSQL store (~0.1 s saved)
+    from models.pg import PgDatabase
 
 Clock = Callable[[], datetime]
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width, so text comparison in SQL is time order
@@ -43,15 +45,35 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-Database = Union[sqlite_utils.Database, PgDatabase]
-# What a failed statement raises, on either database.
-DatabaseError = (sqlite3.Error, psycopg.Error)
-IntegrityError = (sqlite3.IntegrityError, psycopg.IntegrityError)
+Database = Union[sqlite_utils.Database, "PgDatabase"]
 SQLITE_PREFIX = "sqlite:///"
+SCHEMA_TABLE = "phonescreen_schema"  # PostgreSQL's schema version (SQLite keeps it in PRAGMA user_version)
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """What a failed statement raises, on either database (`except database_errors():`). No psycopg
+    loaded means no PostgreSQL store in this process, so nothing of its to catch."""
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error, psycopg.Error) if psycopg else (sqlite3.Error,)
+
+
+def integrity_errors() -> tuple[type[Exception], ...]:
+    """A unique or foreign key refused the write, on either database."""
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.IntegrityError, psycopg.IntegrityError) if psycopg else (sqlite3.IntegrityError,)
+
+
+def is_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def redact(url: str) -> str:
+    """A store URL without its password, for messages and logs."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def is_postgres(db: Database) -> bool:
-    return isinstance(db, PgDatabase)
+    return getattr(db, "dialect", None) == "postgresql"
 
 
 def sqlite_path(target: str | Path) -> str | None:
@@ -66,6 +88,7 @@ def open_database(target: str | Path, busy_timeout_ms: int = 10_000) -> Database
     """`target`: a SQLite file path, `sqlite:///path` or `postgresql://user:pass@host:port/db`."""
     path = sqlite_path(target)
     if path is None:
+        from models.pg import PgDatabase
         return PgDatabase(str(target), busy_timeout_ms=busy_timeout_ms)
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +105,7 @@ def open_database(target: str | Path, busy_timeout_ms: int = 10_000) -> Database
 @contextlib.contextmanager
 def immediate(db: Database) -> Iterator[Database]:
     """A write transaction that takes the write lock up front. Nested use joins the outer one."""
-    if isinstance(db, PgDatabase):
+    if is_postgres(db):
         with db.write_transaction():
             yield db
         return

@@ -18,9 +18,10 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg.rows import dict_row
 
+from models.db import SCHEMA_TABLE
+
 # The store's write lock (pg_advisory_xact_lock key): "phonescreen" in ASCII, truncated to 63 bits.
 WRITE_LOCK_KEY = 0x70686F6E65736372
-SCHEMA_TABLE = "phonescreen_schema"  # the schema version (SQLite keeps it in PRAGMA user_version)
 _TYPES = {str: "TEXT", int: "BIGINT", float: "DOUBLE PRECISION", bool: "BIGINT", bytes: "BYTEA"}
 # PRAGMAs the store says, and what they mean here (None: nothing to do on PostgreSQL).
 _PRAGMAS = {
@@ -35,15 +36,6 @@ _WORD_REWRITES = [
     (re.compile(r"\browid\b", re.I), "id"),  # tie-break of equal timestamps: ids instead of insertion order
     (re.compile(r"\bLIKE\b"), "ILIKE"),  # SQLite's LIKE ignores ASCII case
 ]
-
-
-def is_url(target: str) -> bool:
-    return target.startswith(("postgresql://", "postgres://"))
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def translate(statement: str) -> str:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from models.db import Database, immediate, is_postgres
-from models.pg import SCHEMA_TABLE
+from models.db import SCHEMA_TABLE, Database, immediate, is_postgres
 
 
 def _v1(db: Database) -> None:

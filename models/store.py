@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 from config.templates import InterviewTemplate, parse_template
 from models.campaign_dialing import CampaignDialing
-from models.db import (Clock, DatabaseError, IntegrityError, dumps, fmt_time, immediate, is_postgres, new_id,
+from models.db import (Clock, database_errors, dumps, fmt_time, immediate, integrity_errors, is_postgres, new_id,
                        open_database, savepoint, utcnow)
 from models.inbound_calls import InboundCalls
 from models.lifecycle import ACTIVE, ENDED, IllegalTransition, Status, check_transition
@@ -436,7 +436,7 @@ class SessionStore(CampaignDialing, InboundCalls):
             try:
                 with savepoint(self.db):
                     self.db["twilio_calls"].update(iid, {"call_sid": call_sid, "updated_at": self.now()})
-            except IntegrityError:  # the SID belongs to another interview's call
+            except integrity_errors():  # the SID belongs to another interview's call
                 return False
         return True
 
@@ -729,7 +729,7 @@ class SessionStore(CampaignDialing, InboundCalls):
                                           "created_at": self.now()})
         finally:
             self.db.execute("PRAGMA secure_delete = OFF")
-        with contextlib.suppress(*DatabaseError):  # old page images leave the WAL too (best effort: readers)
+        with contextlib.suppress(*database_errors()):  # old page images leave the WAL too (best effort: readers)
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return ErasedCandidate(cid, ids, [r["recording_path"] for r in rows if r["recording_path"]])
 

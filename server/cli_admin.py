@@ -8,8 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from config.settings import Settings
-from models.db import DatabaseError, sqlite_path
-from models.pg import redact
+from models.db import database_errors, redact, sqlite_path
 from models.records import ApiKey
 from models.schema import LATEST, migrate, schema_version
 from models.validation import check_text
@@ -93,13 +92,13 @@ def db_migrate_to(args: argparse.Namespace, settings: Settings) -> int:
     with open_store(settings) as source:  # brought to the latest schema first, as `db migrate` would
         try:
             target = SessionStore(args.url, busy_timeout_ms=settings.store.busy_timeout_ms)
-        except (*DatabaseError, RuntimeError) as exc:
+        except (*database_errors(), RuntimeError) as exc:
             raise CliError(f"cannot open the target store {redact(args.url)}: {exc}") from None
         try:
             copied = copy_store(source, target)
         except Conflict as exc:
             raise CliError(str(exc)) from None
-        except DatabaseError as exc:  # a row the target refused: nothing was copied
+        except database_errors() as exc:  # a row the target refused: nothing was copied
             raise CliError(f"the copy failed and was rolled back: {exc}") from None
         finally:
             target.close()

@@ -7,8 +7,7 @@ import json
 from typing import Any, Callable, Iterator, Sequence
 
 from config.settings import Settings
-from models.db import DatabaseError
-from models.pg import redact
+from models.db import database_errors, redact
 from models.store import SessionStore
 
 
@@ -25,7 +24,7 @@ def open_store(settings: Settings, *, auto_migrate: bool = True) -> Iterator[Ses
     try:
         store = SessionStore(settings.store.target, busy_timeout_ms=settings.store.busy_timeout_ms,
                              auto_migrate=auto_migrate)
-    except (*DatabaseError, RuntimeError) as exc:  # unreadable file or database, or a newer schema
+    except (*database_errors(), RuntimeError) as exc:  # unreadable file or database, or a newer schema
         raise CliError(f"cannot open the store {redact(settings.store.target)}: {exc}") from None
     try:
         yield store

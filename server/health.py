@@ -9,7 +9,7 @@ from aiohttp import web
 
 from config.settings import SettingsError
 from dialer.twilio.settings_check import check_twilio_settings
-from models.db import DatabaseError
+from models.db import database_errors, redact
 from server.http import store_of
 from server.shutdown import OPS
 from server.voice import VOICE
@@ -22,7 +22,7 @@ async def healthz(request: web.Request) -> web.Response:
 def _store(request: web.Request) -> tuple[bool, str]:
     try:
         store_of(request).check_writable()
-    except DatabaseError as exc:
+    except database_errors() as exc:
         return False, f"the store cannot be written: {exc}"
     return True, "writable"
 

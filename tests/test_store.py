@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from models.db import IntegrityError, is_postgres
+from models.db import integrity_errors, is_postgres
 from models.lifecycle import Status
 from models.schema import LATEST, migrate, schema_version
 from models.store import Conflict, NotFound, SessionStore, token_hash
@@ -41,7 +41,7 @@ def test_schema_pragmas_and_idempotent_migration(store: SessionStore) -> None:
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
-    with pytest.raises(IntegrityError):  # foreign keys are enforced
+    with pytest.raises(integrity_errors()):  # foreign keys are enforced
         store.db.execute("INSERT INTO turns (interview_id, turn_number, role, text) VALUES ('nope', 1, 'agent', 'x')")
 
 

@@ -14,7 +14,8 @@ import psycopg
 import pytest
 
 from campaign_harness import WEDNESDAY_NOON
-from models.pg import SCHEMA_TABLE, redact, translate
+from models.db import SCHEMA_TABLE, redact
+from models.pg import translate
 from models.schema import LATEST, schema_version
 from models.store import SessionStore
 
