@@ -121,7 +121,17 @@ def _v5(db: Database) -> None:
     db["interviews"].add_column("legs", int, not_null_default=1)
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: Database) -> None:
+    """Several dialer/API nodes on one store: each campaign's pacing is one token bucket in the store (tokens,
+    refilled_at in Unix seconds), taken from under the write lock with the claims it paces; a work lease
+    (`key` such as score:<interview id>) lets exactly one node do a job at a time, and a dead node's runs out."""
+    db["pacing_buckets"].create({"campaign_id": str, "tokens": float, "refilled_at": float}, pk="campaign_id",
+                                not_null={"tokens", "refilled_at"}, foreign_keys=[("campaign_id", "campaigns", "id")])
+    db["work_leases"].create({"key": str, "owner": str, "expires_at": str}, pk="key",
+                             not_null={"owner", "expires_at"})
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 LATEST = len(MIGRATIONS)
 
 

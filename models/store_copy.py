@@ -37,7 +37,8 @@ def _copy_table(source: SessionStore, target: SessionStore, table: str) -> int:
     columns = [c for c in source.db[table].columns_dict if c in target.db[table].columns_dict]
     names = ", ".join(f'"{c}"' for c in columns)
     insert = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'
-    rows = source.db.execute(f'SELECT {names} FROM "{table}"')
+    order = "" if is_postgres(source.db) else " ORDER BY rowid"  # SQLite's insertion order is kept
+    rows = source.db.execute(f'SELECT {names} FROM "{table}"{order}')
     count = 0
     while batch := rows.fetchmany(BATCH):
         if is_postgres(target.db):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from campaign_harness import WEDNESDAY_NOON, MovableClock, make_campaign
-from dialer.campaign.pacing import TokenBucket
+from models.pacing import TokenBucket
 from models.calling_window import next_call_time
 from models.lifecycle import Status
 from models.store import Conflict, SessionStore
@@ -68,6 +68,32 @@ def test_token_bucket_paces_attempts() -> None:
     assert bucket.available() == 2  # never more than the burst
     with pytest.raises(ValueError):
         bucket.take(3)
+
+
+def test_pacing_and_cap_are_the_campaigns_across_dialer_nodes(settings, cstore: SessionStore, clock,
+                                                              sample_template) -> None:
+    """Two nodes (two stores) claiming together get the campaign's rate and cap between them, not each."""
+    other = SessionStore(settings.store.target, clock=clock)
+    try:
+        campaign = make_campaign(cstore, sample_template, PHONES, max_concurrent_calls=3, attempts_per_second=2.0)
+        cstore.campaign_action(campaign.id, "start")
+        t = 1_000_000.0
+        first = cstore.claim_due_attempts(campaign.id, "node-a", limit=10, lease_s=60, paced_at=t)
+        assert len(first) == 2  # the burst: one second's worth
+        assert other.claim_due_attempts(campaign.id, "node-b", limit=10, lease_s=60, paced_at=t) == []
+        assert len(other.claim_due_attempts(campaign.id, "node-b", limit=10, lease_s=60, paced_at=t + 0.5)) == 1
+        # Tokens again, but the cap (3 active between both nodes) holds.
+        assert cstore.claim_due_attempts(campaign.id, "node-a", limit=10, lease_s=60, paced_at=t + 5) == []
+        cstore.finish_attempt(first[0].attempt.id, "failed")
+        assert len(other.claim_due_attempts(campaign.id, "node-b", limit=10, lease_s=60, paced_at=t + 5)) == 1
+        # A node whose clock is behind gets the token left (1 of the burst of 2), and no refill for going back.
+        for attempt in cstore.list_attempts(campaign.id):  # free the cap: pacing alone limits what follows
+            if attempt.status == "active":
+                cstore.finish_attempt(attempt.id, "failed")
+        assert len(cstore.claim_due_attempts(campaign.id, "node-a", limit=10, lease_s=60, paced_at=t + 4)) == 1
+        assert cstore.claim_due_attempts(campaign.id, "node-a", limit=10, lease_s=60, paced_at=t + 4) == []
+    finally:
+        other.close()
 
 
 # -- campaign status ----------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ attempt gets its outcome and the retry policy is applied by the store.
 Given `channel_problem` (serve's dialing job), a campaign whose channel cannot dial here is not claimed
 from: it waits, its attempts untouched, and the API and dashboard say why (dialer/channels.py).
 
-Several schedulers (processes) may run against one store: claims and leases keep them from calling one
-candidate twice, and a dead one's attempts are taken over once its leases run out. Time for due dates,
-windows and leases is the store's clock (tests move it); pacing runs on the monotonic clock."""
+Several schedulers (processes, on one machine or several sharing a PostgreSQL store) may run against one
+store: claims and leases keep them from calling one candidate twice, and a dead one's attempts are taken
+over once its leases run out. The concurrency cap and the pacing are the campaign's, held in the store
+for all of them together. Time for due dates, windows and leases is the store's clock (tests move it);
+pacing runs on real time (`wallclock`, Unix seconds, comparable between machines)."""
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +24,6 @@ import time
 from typing import Callable
 
 from config.settings import Settings
-from dialer.campaign.pacing import TokenBucket
 from dialer.channels import TWILIO_SLOTS, fail_unplaced
 from dialer.sip.shared_pool import SharedPool
 from dialer.sip.targets import NoRoute, sip_target
@@ -46,7 +47,7 @@ class CampaignScheduler:
     def __init__(self, settings: Settings, store: SessionStore, *, pool: SharedPool | None = None,
                  campaign_ids: list[str] | None = None, owner: str | None = None, lease_s: float = DEFAULT_LEASE_S,
                  poll_interval_s: float = 0.5, monotonic: Callable[[], float] = time.monotonic,
-                 twilio_calls: object | None = None,
+                 twilio_calls: object | None = None, wallclock: Callable[[], float] = time.time,
                  channel_problem: Callable[[str], str | None] | None = None) -> None:
         """`campaign_ids`: only these campaigns (the CLI's `campaign run`); None: every running campaign.
         `channel_problem(channel)`: why that channel cannot dial here (its campaigns then wait); None: no check."""
@@ -63,7 +64,7 @@ class CampaignScheduler:
         self.interview_of: dict[str, str] = {}  # attempt id -> interview id
         self.campaign_of: dict[str, str] = {}  # attempt id -> campaign id
         self.channel_of: dict[str, str] = {}  # attempt id -> sip | twilio
-        self.buckets: dict[str, TokenBucket] = {}
+        self.wallclock = wallclock
         self.last_heartbeat = monotonic()
 
     # -- the loop --------------------------------------------------------------------------------------
@@ -123,18 +124,11 @@ class CampaignScheduler:
         return slots - sum(1 for aid in self.active if self.channel_of.get(aid) == channel)
 
     def _claim(self, campaign: Campaign) -> None:
-        rate = campaign.settings["attempts_per_second"]
-        bucket = self.buckets.get(campaign.id)
-        if bucket is None:
-            bucket = self.buckets[campaign.id] = TokenBucket(rate, monotonic=self.monotonic)
-        elif bucket.rate != rate:
-            bucket.set_rate(rate)
-        limit = min(bucket.available(), self._room(campaign.channel))
+        limit = self._room(campaign.channel)
         if limit <= 0:
             return
-        claims = self.store.claim_due_attempts(campaign.id, self.owner, limit=limit, lease_s=self.lease_s)
-        if claims:
-            bucket.take(len(claims))
+        claims = self.store.claim_due_attempts(campaign.id, self.owner, limit=limit, lease_s=self.lease_s,
+                                               paced_at=self.wallclock())
         for claim in claims:
             aid = claim.attempt.id
             self.interview_of[aid], self.campaign_of[aid] = claim.interview_id, campaign.id
