@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
+import socket
 import sqlite3
 import sys
 from datetime import datetime, timezone
@@ -39,6 +41,12 @@ def parse_time(text: str) -> datetime:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def new_owner() -> str:
+    """A process's lease owner id (campaign attempts, work leases): unique per process start, readable in
+    the store, and naming the machine when several share one."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def dumps(value: Any) -> str:

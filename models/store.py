@@ -605,10 +605,19 @@ class SessionStore(CampaignDialing, InboundCalls):
         rows, total = self._page("webhook_endpoints", [], [], page, page_size)
         return [_webhook(r) for r in rows], total
 
-    def due_deliveries(self, limit: int = 20) -> list[WebhookDelivery]:
-        return [_delivery(r) for r in self.db.query(
-            "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? "
-            "ORDER BY next_attempt_at, created_at LIMIT ?", [self.now(), limit])]
+    def claim_due_deliveries(self, limit: int, lease_s: float) -> list[WebhookDelivery]:
+        """Due deliveries for this process to send, oldest first, each claimed by moving its next attempt
+        `lease_s` on (under the write lock; PostgreSQL skips rows another node is claiming): however many
+        nodes dispatch, one sends it. If this process dies the delivery falls due again once the lease ends."""
+        lock = " FOR UPDATE SKIP LOCKED" if is_postgres(self.db) else ""
+        with immediate(self.db):
+            due = [_delivery(r) for r in self.db.query(
+                "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? "
+                f"ORDER BY next_attempt_at, created_at LIMIT ?{lock}", [self.now(), limit])]
+            until = fmt_time(self.clock() + timedelta(seconds=lease_s))
+            for delivery in due:
+                self.db["webhook_deliveries"].update(delivery.id, {"next_attempt_at": until})
+        return due
 
     def record_delivery_attempt(self, did: str, *, ok: bool, status_code: int | None, error: str | None,
                                 retry_at: datetime | None) -> WebhookDelivery:
@@ -639,6 +648,23 @@ class SessionStore(CampaignDialing, InboundCalls):
         self.get_webhook(wid)
         rows, total = self._page("webhook_deliveries", ["endpoint_id = ?"], [wid], page, page_size)
         return [_delivery(r) for r in rows], total
+
+    # -- work shared between nodes -----------------------------------------------------------------
+    def claim_work(self, key: str, owner: str, lease_s: float) -> bool:
+        """Take the lease on one job (`key`, e.g. score:<interview id>) for `owner` unless another owner
+        holds it unexpired: however many nodes look for work, one does each job at a time; a dead node's
+        lease runs out and the job is taken again."""
+        until = fmt_time(self.clock() + timedelta(seconds=lease_s))
+        with immediate(self.db):
+            row = self._one("SELECT owner, expires_at FROM work_leases WHERE key = ?", [key])
+            if row is not None and row["owner"] != owner and row["expires_at"] > self.now():
+                return False
+            self.db["work_leases"].upsert({"key": key, "owner": owner, "expires_at": until}, pk="key")
+        return True
+
+    def release_work(self, key: str, owner: str) -> None:
+        with immediate(self.db):
+            self.db.execute("DELETE FROM work_leases WHERE key = ? AND owner = ?", [key, owner])
 
     # -- API keys --------------------------------------------------------------------------------
     def create_api_key(self, name: str, scopes: list[str]) -> tuple[ApiKey, str]:

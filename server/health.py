@@ -9,7 +9,7 @@ from aiohttp import web
 
 from config.settings import SettingsError
 from dialer.twilio.settings_check import check_twilio_settings
-from models.db import database_errors, redact
+from models.db import database_errors
 from server.http import store_of
 from server.shutdown import OPS
 from server.voice import VOICE

@@ -163,3 +163,63 @@ def test_api_keys_are_hashed_and_revocable(store: SessionStore) -> None:
     assert store.authenticate(secret).id == key.id
     store.revoke_api_key(key.id)
     assert store.authenticate(secret) is None
+
+
+def _claim_deliveries(target: str, out) -> None:
+    store = SessionStore(target)
+    claimed = []
+    for _ in range(30):
+        claimed += [d.id for d in store.claim_due_deliveries(3, lease_s=600)]
+    out.put(claimed)
+    store.close()
+
+
+def test_each_due_delivery_is_claimed_by_one_process(settings, store: SessionStore, sample_template) -> None:
+    import multiprocessing
+    store.create_webhook(url="http://127.0.0.1:9/hook", events=["interview.status_changed"])
+    for _ in range(10):
+        interview, _ = _interview(store, sample_template)
+        for status in ("dialing", "ringing", "in_progress"):  # 3 deliveries each
+            store.transition(interview.id, status)
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    workers = [context.Process(target=_claim_deliveries, args=(settings.store.target, out)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    claimed = [d for _ in workers for d in out.get(timeout=120)]
+    for worker in workers:
+        worker.join(30)
+    assert len(claimed) == 30 and len(set(claimed)) == 30  # every delivery once, none twice
+
+
+def test_a_claimed_delivery_falls_due_again_when_its_lease_ends(settings, sample_template) -> None:
+    clock = FakeClock()
+    first, second = SessionStore(settings.store.target, clock=clock), SessionStore(settings.store.target, clock=clock)
+    try:
+        first.create_webhook(url="http://127.0.0.1:9/hook", events=["interview.status_changed"])
+        interview, _ = _interview(first, sample_template)
+        first.transition(interview.id, "dialing")
+        [delivery] = first.claim_due_deliveries(10, lease_s=60)
+        assert second.claim_due_deliveries(10, lease_s=60) == []  # claimed: the other node does not send it
+        clock.now += timedelta(seconds=61)  # the first node died while sending
+        assert [d.id for d in second.claim_due_deliveries(10, lease_s=60)] == [delivery.id]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_work_leases_let_one_node_do_a_job(settings) -> None:
+    clock = FakeClock()
+    first, second = SessionStore(settings.store.target, clock=clock), SessionStore(settings.store.target, clock=clock)
+    try:
+        assert first.claim_work("score:int_1", "node-a", 60)
+        assert not second.claim_work("score:int_1", "node-b", 60)
+        assert first.claim_work("score:int_1", "node-a", 60)  # its own lease, renewed
+        assert second.claim_work("score:int_2", "node-b", 60)  # another job
+        first.release_work("score:int_1", "node-a")
+        assert second.claim_work("score:int_1", "node-b", 60)
+        clock.now += timedelta(seconds=61)  # node b died: its leases run out
+        assert first.claim_work("score:int_2", "node-a", 60)
+    finally:
+        first.close()
+        second.close()

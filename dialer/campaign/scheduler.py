@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
-import socket
 import time
 from typing import Callable
 
@@ -28,6 +25,7 @@ from dialer.channels import TWILIO_SLOTS, fail_unplaced
 from dialer.sip.shared_pool import SharedPool
 from dialer.sip.targets import NoRoute, sip_target
 from models.campaign_dialing import NO_ROUTE, Claim, attempt_outcome
+from models.db import new_owner
 from models.lifecycle import ENDED, IllegalTransition
 from models.records import Campaign
 from models.store import SessionStore
@@ -36,11 +34,6 @@ log = logging.getLogger("phonescreen.campaigns")
 DEFAULT_LEASE_S = 30.0
 TWILIO_POLL_S = 1.0
 DIALER_ERROR = "dialer_error"
-
-
-def new_owner() -> str:
-    """A dialer's lease owner id: unique per process start, readable in the store."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class CampaignScheduler:
