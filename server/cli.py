@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP server (applies migrations first)")
     serve.add_argument("--host", help="listen address (default: the server.host setting)")
     serve.add_argument("--port", type=_port, help="listen port (default: the server.port setting)")
+    serve.add_argument("--role", choices=("all", "api", "dialer"), default="all",
+                       help="this node's jobs: api (webhooks, scoring, expiry, retention), dialer (calls and "
+                            "campaigns), all (both; the default). Several nodes share a PostgreSQL store.url")
 
     db = _group(commands, "db", "the session store (SQLite or PostgreSQL)")
     db.add_parser("migrate", help="apply schema migrations")

@@ -29,8 +29,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     with open_store(settings) as store:  # opening the store applies pending migrations
         try:
             # run_app stops cleanly on SIGINT and SIGTERM; its `print` hook runs once the socket listens.
-            web.run_app(make_app(settings, store), host=server.host, port=server.port,
-                        print=lambda _banner: print(f"phonescreen listening on {url}", flush=True))
+            web.run_app(make_app(settings, store, role=args.role), host=server.host, port=server.port,
+                        print=lambda _banner: print(f"phonescreen listening on {url} (role {args.role})",
+                                                    flush=True))
         except OSError as exc:
             raise CliError(f"cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", 1) from None
     return 0
