@@ -61,9 +61,15 @@ def run_nodes(args: argparse.Namespace, tmp: Path, url: str, campaign_id: str, d
     (tmp / "none.toml").write_text("")
     started = time.monotonic()  # includes each node's start (its voice models): what a deployment sees
     nodes = [dialer_node(env, tmp / f"node-{n}.log", campaign_id) for n in range(args.nodes)]
-    for n, node in enumerate(nodes):
-        if node.wait(timeout=900) != 0:
-            sys.exit(f"dialer node {n} failed: {(tmp / f'node-{n}.log').read_text()[-2000:]}")
+    try:
+        for n, node in enumerate(nodes):
+            if node.wait(timeout=900) != 0:
+                sys.exit(f"dialer node {n} failed: {(tmp / f'node-{n}.log').read_text()[-2000:]}")
+    finally:
+        for node in nodes:  # interrupted or failed: no node is left dialing
+            if node.poll() is None:
+                node.terminate()
+                node.wait(timeout=30)
     return time.monotonic() - started
 
 
@@ -86,7 +92,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
             store = SessionStore(settings.store.target, clock=utcnow if cluster else OffsetClock())
             campaign = make_campaign(store, short_template(), phones, max_concurrent_calls=args.max_concurrent,
                                      attempts_per_second=args.rate, window=EVERY_DAY,
-                                     retry={"busy": {"delay_s": 60, "max_attempts": 1}})
+                                     retry={"busy": {"delay_s": 60, "max_attempts": 1}},
+                                     resume={"max_resumes": 0})  # SIPp hangs up 1 s in: no redials
             if cluster:
                 store.campaign_action(campaign.id, "start")
                 elapsed = run_nodes(args, tmp, url, campaign.id, uas.domain)

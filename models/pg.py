@@ -5,9 +5,13 @@ so the store's code and its migrations are the same on both databases.
 The store's SQL is written for SQLite; `translate` turns it into PostgreSQL's: `?` placeholders,
 `[name]` quoting, `IS NOT ?`, `json_each`, case-insensitive `LIKE` and the few PRAGMAs the store says.
 Every table without an integer `id` gets a `rowid` identity column, as SQLite's rowid (insertion order,
-the store's tie-break of equal timestamps), left out of `SELECT *` results and column lists as SQLite does. Write transactions (`models.db.immediate`) take one transaction-scoped advisory lock, so
-writers queue exactly as they do on SQLite's write lock: every read-then-write in the store stays
-correct across processes and machines. Claims of shared work add `FOR UPDATE SKIP LOCKED`.
+the store's tie-break of equal timestamps), left out of `SELECT *` results and column lists as SQLite
+does.
+
+Write transactions (`models.db.immediate`) take one transaction-scoped advisory lock, so writers queue
+exactly as they do on SQLite's write lock: every read-then-write in the store stays correct across
+processes and machines. Claims of shared work also say `FOR UPDATE SKIP LOCKED`; under the one lock it
+never has to skip, but it keeps them right if a claim is ever moved out from under it.
 """
 from __future__ import annotations
 

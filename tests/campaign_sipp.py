@@ -63,7 +63,8 @@ def dialer_node(env: dict[str, str], log: Path, campaign_id: str, *, lease_s: fl
     """A dialer node: `phonescreen campaign run --campaign ID` in its own process, with its own SIP port and
     RTP ports, on the store `env` names (PHONESCREEN_STORE_URL)."""
     node_env = {**env, "PHONESCREEN_SIP_PORT": str(free_port_block(1)),
-                "PHONESCREEN_SIP_RTP_PORT_START": str(free_port_block(40)), "PHONESCREEN_SIP_RTP_PORTS_PER_WORKER": "40"}
+                "PHONESCREEN_SIP_RTP_PORT_START": str(free_port_block(40)),
+                "PHONESCREEN_SIP_RTP_PORTS_PER_WORKER": "40"}
     command = [sys.executable, "-m", "server.cli", "--log-format", "text", "campaign", "run", "--campaign", campaign_id,
                "--no-llm", "--quiet", "--lease-s", str(lease_s)]
     with open(log, "ab") as out:

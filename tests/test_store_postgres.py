@@ -26,8 +26,9 @@ def test_translate_placeholders_quotes_and_sqlite_words() -> None:
     assert translate("SELECT * FROM [t] WHERE a = ? AND b LIKE '%?%' ESCAPE '\\'") == \
         "SELECT * FROM \"t\" WHERE a = %s AND b ILIKE '%%?%%' ESCAPE '\\'"
     assert translate("lease_owner IS NOT ?") == "lease_owner IS DISTINCT FROM %s"
-    assert translate("EXISTS (SELECT 1 FROM json_each(candidates.tags) WHERE value = ?)") == \
-        "EXISTS (SELECT 1 FROM jsonb_array_elements_text((candidates.tags)::jsonb) AS json_each(value) WHERE value = %s)"
+    assert translate("EXISTS (SELECT 1 FROM json_each(candidates.tags) WHERE value = ?)") == (
+        "EXISTS (SELECT 1 FROM jsonb_array_elements_text((candidates.tags)::jsonb) AS json_each(value) "
+        "WHERE value = %s)")
     assert translate("SELECT 'it''s ?' , ?") == "SELECT 'it''s ?' , %s"
     assert redact("postgresql://app:s3cret@db:5432/ps") == "postgresql://app:***@db:5432/ps"
 
