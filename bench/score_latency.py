@@ -84,7 +84,7 @@ def main() -> None:
     n = parser.parse_args().interviews
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(store=StoreSettings(path=str(Path(tmp) / "bench.db")))
-        store = SessionStore(settings.store.path)
+        store = SessionStore(settings.store.target)
         print(f"phonescreen scoring - scoring.poll_interval_s = {settings.scoring.poll_interval_s:g}")
         report("evaluator grading of one transcript", grading_times(store, settings, 5, "evaluator"))
         report("feature grading of one transcript", grading_times(store, settings, rounds=20))

@@ -61,7 +61,7 @@ async def run_level(calls: int, llm: str, tmp: Path) -> dict:
     settings = Settings(store=StoreSettings(path=str(tmp / f"bench-{calls}.db"), recordings_dir=str(tmp / "rec")),
                         sip=SipSettings(port=free_udp_port(), rtp_port_start=47000, workers=1),
                         llm=LlmSettings(backend="embedded"), log=LogSettings(level="warning"))
-    store = SessionStore(settings.store.path)
+    store = SessionStore(settings.store.target)
     template = load_template_file(sample_template_path())
     position = store.create_position(template)
     ids = []

@@ -42,9 +42,16 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class StoreSettings:
-    path: str = "var/phonescreen.db"
+    path: str = "var/phonescreen.db"  # the SQLite file when `url` is empty; its folder holds the logs
     busy_timeout_ms: int = 10_000
     recordings_dir: str = "var/recordings"
+    # "" = the SQLite file at `path`; "sqlite:///path/to.db"; "postgresql://user:pass@host:5432/db" (several nodes)
+    url: str = ""
+
+    @property
+    def target(self) -> str:
+        """What SessionStore opens: `url`, else the SQLite file `path`."""
+        return self.url or self.path
 
 
 @dataclass(frozen=True)
@@ -299,6 +306,7 @@ _CHECKS = {
     ("server", "trusted_proxies"): lambda v: _networks_ok(v),
     ("retention", "days"): lambda v: 0 <= v <= 36500,
     ("store", "busy_timeout_ms"): lambda v: v >= 0,
+    ("store", "url"): lambda v: v == "" or v.startswith(("sqlite:///", "postgresql://", "postgres://")),
     ("webhooks", "max_attempts"): lambda v: 1 <= v <= 50,
     ("webhooks", "backoff_base_s"): lambda v: v > 0,
     ("webhooks", "backoff_max_s"): lambda v: v > 0,

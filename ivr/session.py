@@ -39,6 +39,7 @@ from ivr.stt.base import Transcript
 from ivr.tts.phrase_cache import ACKNOWLEDGEMENTS
 from ivr.vad import EndpointConfig, Endpointer, SpeechStarted, TurnEnded, trails_off
 from models.lifecycle import END_REASON_STATUS, Status
+from models.recordings import DirectoryRecordings
 from models.store import SessionStore
 
 log = logging.getLogger("phonescreen.ivr")
@@ -179,7 +180,7 @@ class InterviewSession:
         interview = store.get_interview(interview_id)
         position = store.get_position(interview.position_id, interview.position_version)
         candidate = store.get_candidate(interview.candidate_id)
-        recording = Path(recordings_dir) / f"{interview_id}.wav" if recordings_dir else None
+        recording = DirectoryRecordings(recordings_dir).location(interview_id) if recordings_dir else None
         resume, earlier_ms = None, 0
         if interview.legs > 1 or interview.led_by == "ai_handover":
             # A resumed interview, or a recruiter's call handed to the AI: go on from what is stored.

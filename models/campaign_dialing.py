@@ -15,6 +15,7 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
+from models.pacing import TokenBucket
 from models.calling_window import next_call_time
 from models.campaign_settings import RETRY_OUTCOMES, resume_settings
 from models.db import dumps, fmt_time, immediate, new_id, parse_time
@@ -132,9 +133,12 @@ class CampaignDialing:
             f"SELECT id FROM campaigns WHERE status = 'running' {where} ORDER BY created_at, id", params)]
 
     # -- claims ----------------------------------------------------------------------------------------
-    def claim_due_attempts(self, cid: str, owner: str, *, limit: int, lease_s: float) -> list[Claim]:
+    def claim_due_attempts(self, cid: str, owner: str, *, limit: int, lease_s: float,
+                           paced_at: float | None = None) -> list[Claim]:
         """Claim up to `limit` due attempts of a running campaign for `owner`, within the campaign's
-        concurrency cap (active attempts of every dialer count). Attempts outside the candidate's calling
+        concurrency cap (active attempts of every dialer count) and, given `paced_at` (Unix seconds, real
+        time), within its pacing: one token bucket per campaign in the store, shared by every dialer node,
+        so N nodes together dial at the campaign's rate, not N times it. Attempts outside the candidate's calling
         window are deferred to its next opening; numbers on the do-not-call list end `skipped_dnc`, and
         attempts past the invite expiry end `expired`, all without a call. Each claimed attempt gets a
         scheduled interview; the caller dials it."""
@@ -149,6 +153,9 @@ class CampaignDialing:
             active = self.db.execute("SELECT COUNT(*) FROM call_attempts WHERE campaign_id = ? AND status = 'active'",
                                      [cid]).fetchone()[0]
             room = min(limit, settings["max_concurrent_calls"] - active)
+            bucket = self._pacing_bucket(cid, settings["attempts_per_second"], paced_at) if paced_at else None
+            if bucket is not None:
+                room = min(room, bucket.available())
             now_dt, now = self.clock(), self.now()
             rows = list(self.db.query(  # oldest due first, then in the campaign's candidate order
                 "SELECT a.* FROM call_attempts a LEFT JOIN campaign_candidates c ON c.campaign_id = a.campaign_id "
@@ -188,8 +195,20 @@ class CampaignDialing:
                     "heartbeat_at": now, "started_at": now, "updated_at": now})
                 claims.append(Claim(self.get_attempt(attempt.id), interview.id, candidate.phone or "", campaign.channel))
                 room -= 1
+            if bucket is not None and claims:
+                bucket.take(len(claims))
+                self.db["pacing_buckets"].upsert({"campaign_id": cid, "tokens": bucket.tokens,
+                                                  "refilled_at": bucket.updated}, pk="campaign_id")
             self._complete_if_done(cid)
         return claims
+
+    def _pacing_bucket(self, cid: str, rate: float, paced_at: float) -> TokenBucket:
+        """The campaign's shared token bucket as stored (full when none is), refilled up to `paced_at`."""
+        bucket = TokenBucket(rate, monotonic=lambda: paced_at)
+        row = self._one("SELECT tokens, refilled_at FROM pacing_buckets WHERE campaign_id = ?", [cid])
+        if row is not None:  # a node whose clock is behind refills nothing rather than going back in time
+            bucket.tokens, bucket.updated = min(row["tokens"], bucket.burst), min(row["refilled_at"], paced_at)
+        return bucket
 
     def renew_leases(self, owner: str, attempt_ids: list[str], lease_s: float) -> int:
         """The heartbeat: extend `owner`'s leases on these active attempts; returns how many it still holds."""

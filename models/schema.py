@@ -1,15 +1,19 @@
-"""Schema migrations. The schema version is SQLite's user_version; each migration runs once, in order,
-inside the write lock, so several processes starting at once migrate exactly once."""
+"""Schema migrations, the same code on SQLite and PostgreSQL. The schema version is SQLite's user_version
+(PostgreSQL: the one row of phonescreen_schema); each migration runs once, in order, inside the write lock,
+so several processes starting at once migrate exactly once.
+
+Adding a migration: write `_vN(db)` with the table calls below (`db[t].create(columns, pk=...,
+foreign_keys=..., not_null=...)`, `.add_column(name, type)`, `.create_index(columns, unique=...)`) and
+portable `db.execute(...)` SQL, and append it to MIGRATIONS: models/pg.py gives PostgreSQL the same calls.
+Only SQL that differs between the two goes under `if is_postgres(db):`."""
 from __future__ import annotations
 
 from typing import Callable
 
-import sqlite_utils
-
-from models.db import immediate
+from models.db import SCHEMA_TABLE, Database, immediate, is_postgres
 
 
-def _v1(db: sqlite_utils.Database) -> None:
+def _v1(db: Database) -> None:
     db["positions"].create({"id": str, "title": str, "language": str, "version": int, "template": str,
                             "rubric_version": str, "created_at": str, "updated_at": str, "archived_at": str},
                            pk="id", not_null={"title", "version", "template", "created_at", "updated_at"})
@@ -66,7 +70,7 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["api_keys"].create_index(["key_hash"], unique=True)
 
 
-def _v2(db: sqlite_utils.Database) -> None:
+def _v2(db: Database) -> None:
     """Twilio calls: the call SID of an interview's call and its one-time Media Streams token (hash only)."""
     db["twilio_calls"].create({"interview_id": str, "call_sid": str, "stream_token_hash": str,
                                "token_expires_at": str, "stream_sid": str, "stream_started_at": str,
@@ -76,7 +80,7 @@ def _v2(db: sqlite_utils.Database) -> None:
     db["twilio_calls"].create_index(["call_sid"], unique=True)
 
 
-def _v3(db: sqlite_utils.Database) -> None:
+def _v3(db: Database) -> None:
     """Campaign dialing: one row per call attempt (claimed with a lease the dialer renews by heartbeat, so a
     dead dialer's attempts are recovered), and the do-not-call list checked before every campaign call."""
     db["call_attempts"].create({"id": str, "campaign_id": str, "candidate_id": str, "interview_id": str,
@@ -96,7 +100,7 @@ def _v3(db: sqlite_utils.Database) -> None:
                              not_null={"created_at"})
 
 
-def _v4(db: sqlite_utils.Database) -> None:
+def _v4(db: Database) -> None:
     """Why an answered call ended and when a candidate asked to be called back (interviews.end_reason,
     .callback_at, and .scheduled_for: a callback is not dialed before it). What the interviewer understood of each turn, stored as the turn ends: for an agent turn the factor
     it asked about and what kind of turn it was (question, follow_up, ...); for a candidate turn its intent
@@ -111,13 +115,13 @@ def _v4(db: sqlite_utils.Database) -> None:
                                   foreign_keys=[("interview_id", "interviews", "id")])
 
 
-def _v5(db: sqlite_utils.Database) -> None:
+def _v5(db: Database) -> None:
     """How many calls (legs) an interview took: a dropped interview that is resumed keeps its id, its
     transcript and its recording, and counts one leg more."""
     db["interviews"].add_column("legs", int, not_null_default=1)
 
 
-def _v6(db: sqlite_utils.Database) -> None:
+def _v6(db: Database) -> None:
     """Invitations (e-mail and SMS) that carry a candidate's join link, each a job claimed under a lease by
     the sender, with its delivery state; and a campaign's shared link (its token kept only as a hash).
     Plain text and integer columns only (portable to PostgreSQL)."""
@@ -137,7 +141,7 @@ def _v6(db: sqlite_utils.Database) -> None:
     db["campaign_links"].create_index(["token_hash"], unique=True)
 
 
-def _v7(db: sqlite_utils.Database) -> None:
+def _v7(db: Database) -> None:
     """Recruiter-led calls: who leads the interview (interviews.led_by: NULL = the AI, "recruiter" = a person
     with the copilot, "ai_handover" once the recruiter handed the call to the AI) and the recruiter's notes,
     one text per interview saved as they type."""
@@ -146,15 +150,39 @@ def _v7(db: sqlite_utils.Database) -> None:
                                  not_null={"text", "updated_at"}, foreign_keys=[("interview_id", "interviews", "id")])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+def _v8(db: Database) -> None:
+    """Several dialer/API nodes on one store: each campaign's pacing is one token bucket in the store (tokens,
+    refilled_at in Unix seconds), taken from under the write lock with the claims it paces; a work lease
+    (`key` such as score:<interview id>) lets exactly one node do a job at a time, and a dead node's runs out."""
+    db["pacing_buckets"].create({"campaign_id": str, "tokens": float, "refilled_at": float}, pk="campaign_id",
+                                not_null={"tokens", "refilled_at"}, foreign_keys=[("campaign_id", "campaigns", "id")])
+    db["work_leases"].create({"key": str, "owner": str, "expires_at": str}, pk="key",
+                             not_null={"owner", "expires_at"})
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 LATEST = len(MIGRATIONS)
 
 
-def schema_version(db: sqlite_utils.Database) -> int:
-    return db.execute("PRAGMA user_version").fetchone()[0]
+def schema_version(db: Database) -> int:
+    if not is_postgres(db):
+        return db.execute("PRAGMA user_version").fetchone()[0]
+    if db.execute("SELECT to_regclass(?)", [SCHEMA_TABLE]).fetchone()[0] is None:
+        return 0
+    row = db.execute(f"SELECT version FROM {SCHEMA_TABLE}").fetchone()
+    return row[0] if row else 0
 
 
-def migrate(db: sqlite_utils.Database) -> int:
+def _set_schema_version(db: Database, version: int) -> None:
+    if not is_postgres(db):
+        db.execute(f"PRAGMA user_version = {int(version)}")
+        return
+    db.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} (version BIGINT NOT NULL)")
+    db.execute(f"DELETE FROM {SCHEMA_TABLE}")
+    db.execute(f"INSERT INTO {SCHEMA_TABLE} (version) VALUES (?)", [version])
+
+
+def migrate(db: Database) -> int:
     """Bring the file to the latest schema; returns the number of migrations applied."""
     if schema_version(db) == LATEST:
         return 0
@@ -164,5 +192,5 @@ def migrate(db: sqlite_utils.Database) -> int:
             raise RuntimeError(f"database schema {current} is newer than this program ({LATEST}); upgrade phonescreen")
         for number in range(current, LATEST):
             MIGRATIONS[number](db)
-            db.execute(f"PRAGMA user_version = {number + 1}")
+            _set_schema_version(db, number + 1)
         return LATEST - current

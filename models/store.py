@@ -1,5 +1,6 @@
 """The session store: the one place records are written. Every process (server, media workers, scorers,
-dialers) opens its own SessionStore on the same SQLite file."""
+dialers) opens its own SessionStore on the same SQLite file, or the same PostgreSQL database (several
+machines)."""
 from __future__ import annotations
 
 import contextlib
@@ -14,7 +15,8 @@ from typing import Any, Callable, Iterable
 
 from config.templates import InterviewTemplate, parse_template
 from models.campaign_dialing import CampaignDialing
-from models.db import Clock, dumps, fmt_time, immediate, new_id, open_database, token_hash, utcnow
+from models.db import (Clock, database_errors, dumps, fmt_time, immediate, integrity_errors, is_postgres, new_id,
+                       open_database, savepoint, token_hash, utcnow)
 from models.inbound_calls import InboundCalls
 from models.invitations import Invitations
 from models.recruiter_calls import RecruiterCalls
@@ -44,6 +46,7 @@ class TwilioCall:
 class SessionStore(CampaignDialing, InboundCalls, Invitations, RecruiterCalls):
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000, clock: Clock = utcnow,
                  auto_migrate: bool = True):
+        """`path`: the SQLite file, `sqlite:///path` or a `postgresql://` URL (StoreSettings.target)."""
         self.path = str(path)
         self.db = open_database(path, busy_timeout_ms)
         self.clock = clock
@@ -426,8 +429,9 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations, RecruiterCalls):
             if row["call_sid"] is not None:
                 return row["call_sid"] == call_sid
             try:
-                self.db["twilio_calls"].update(iid, {"call_sid": call_sid, "updated_at": self.now()})
-            except sqlite3.IntegrityError:  # the SID belongs to another interview's call
+                with savepoint(self.db):
+                    self.db["twilio_calls"].update(iid, {"call_sid": call_sid, "updated_at": self.now()})
+            except integrity_errors():  # the SID belongs to another interview's call
                 return False
         return True
 
@@ -597,10 +601,19 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations, RecruiterCalls):
         rows, total = self._page("webhook_endpoints", [], [], page, page_size)
         return [_webhook(r) for r in rows], total
 
-    def due_deliveries(self, limit: int = 20) -> list[WebhookDelivery]:
-        return [_delivery(r) for r in self.db.query(
-            "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? "
-            "ORDER BY next_attempt_at, created_at LIMIT ?", [self.now(), limit])]
+    def claim_due_deliveries(self, limit: int, lease_s: float) -> list[WebhookDelivery]:
+        """Due deliveries for this process to send, oldest first, each claimed by moving its next attempt
+        `lease_s` on (under the write lock; PostgreSQL skips rows another node is claiming): however many
+        nodes dispatch, one sends it. If this process dies the delivery falls due again once the lease ends."""
+        lock = " FOR UPDATE SKIP LOCKED" if is_postgres(self.db) else ""
+        with immediate(self.db):
+            due = [_delivery(r) for r in self.db.query(
+                "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? "
+                f"ORDER BY next_attempt_at, created_at LIMIT ?{lock}", [self.now(), limit])]
+            until = fmt_time(self.clock() + timedelta(seconds=lease_s))
+            for delivery in due:
+                self.db["webhook_deliveries"].update(delivery.id, {"next_attempt_at": until})
+        return due
 
     def record_delivery_attempt(self, did: str, *, ok: bool, status_code: int | None, error: str | None,
                                 retry_at: datetime | None) -> WebhookDelivery:
@@ -631,6 +644,23 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations, RecruiterCalls):
         self.get_webhook(wid)
         rows, total = self._page("webhook_deliveries", ["endpoint_id = ?"], [wid], page, page_size)
         return [_delivery(r) for r in rows], total
+
+    # -- work shared between nodes -----------------------------------------------------------------
+    def claim_work(self, key: str, owner: str, lease_s: float) -> bool:
+        """Take the lease on one job (`key`, e.g. score:<interview id>) for `owner` unless another owner
+        holds it unexpired: however many nodes look for work, one does each job at a time; a dead node's
+        lease runs out and the job is taken again."""
+        until = fmt_time(self.clock() + timedelta(seconds=lease_s))
+        with immediate(self.db):
+            row = self._one("SELECT owner, expires_at FROM work_leases WHERE key = ?", [key])
+            if row is not None and row["owner"] != owner and row["expires_at"] > self.now():
+                return False
+            self.db["work_leases"].upsert({"key": key, "owner": owner, "expires_at": until}, pk="key")
+        return True
+
+    def release_work(self, key: str, owner: str) -> None:
+        with immediate(self.db):
+            self.db.execute("DELETE FROM work_leases WHERE key = ? AND owner = ?", [key, owner])
 
     # -- API keys --------------------------------------------------------------------------------
     def create_api_key(self, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
@@ -668,13 +698,16 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations, RecruiterCalls):
 
     # -- operations and data protection ----------------------------------------------------------
     def check_writable(self) -> None:
-        """Take the write lock and release it (readiness): raises sqlite3.Error if the file cannot be written."""
+        """Take the write lock and release it (readiness): raises a DatabaseError if the store cannot be written."""
         with immediate(self.db):
             pass
 
     def backup(self, path: str | Path) -> str:
         """An online copy of the whole store to `path` (a consistent snapshot: writers are never blocked in
-        WAL mode); returns the copy's PRAGMA integrity_check verdict ("ok")."""
+        WAL mode); returns the copy's PRAGMA integrity_check verdict ("ok"). SQLite only: a PostgreSQL
+        store is backed up with pg_dump."""
+        if is_postgres(self.db):
+            raise Conflict("the store is on PostgreSQL: back it up with pg_dump")
         target = sqlite3.connect(str(path))
         try:
             self.db.conn.backup(target)  # one step: every page under one read snapshot
@@ -718,7 +751,7 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations, RecruiterCalls):
                                           "created_at": self.now()})
         finally:
             self.db.execute("PRAGMA secure_delete = OFF")
-        with contextlib.suppress(sqlite3.Error):  # old page images leave the WAL too (best effort: readers)
+        with contextlib.suppress(*database_errors()):  # old page images leave the WAL too (best effort: readers)
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return ErasedCandidate(cid, ids, [r["recording_path"] for r in rows if r["recording_path"]])
 

@@ -7,6 +7,10 @@ the `interview.scored` webhooks in the same transaction.
 One worker process (max_workers=1): grading is CPU work (or waits on one LLM) and the machine also
 runs the calls. It is started with `spawn`, not `fork`: the server has threads (engines, executors)
 that a forked child would inherit in an unknown state.
+
+Several nodes (`phonescreen serve` on several machines sharing a PostgreSQL store) may run this job: each
+interview is graded under a work lease (`score:<id>`), so one node grades it; a node that dies leaves
+its lease to run out and another grades the interview then.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from config.settings import Settings
+from models.db import new_owner
 from models.lifecycle import Status
 from models.records import Scorecard
 from models.store import SessionStore
@@ -28,6 +33,7 @@ from models.store import SessionStore
 log = logging.getLogger("phonescreen.scoring")
 RETRY_AFTER_S = 300.0  # a grading error is retried after this long, not in a tight loop
 BATCH = 20
+SCORE_LEASE_S = 900.0  # longer than any grading (an LLM's worst case); a dead node's lease ends after it
 
 _worker_store: SessionStore | None = None  # the worker process's own store, opened on first use
 
@@ -57,8 +63,8 @@ def scored_since_ended(store: SessionStore, interview_id: str) -> bool:
 
 def _store_for(settings: Settings) -> SessionStore:
     global _worker_store
-    if _worker_store is None or _worker_store.path != settings.store.path:
-        _worker_store = SessionStore(settings.store.path, busy_timeout_ms=settings.store.busy_timeout_ms)
+    if _worker_store is None or _worker_store.path != settings.store.target:
+        _worker_store = SessionStore(settings.store.target, busy_timeout_ms=settings.store.busy_timeout_ms)
     return _worker_store
 
 
@@ -81,6 +87,7 @@ class ScoringWorker:
         self._initializer, self._initargs = initializer, initargs
         self._pool = self._new_pool()
         self._failed: dict[str, float] = {}  # interview id -> monotonic time of the failure
+        self.owner = new_owner()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
@@ -104,8 +111,12 @@ class ScoringWorker:
         for interview_id in pending_interviews(store):
             if interview_id in self._failed:
                 continue
+            key = f"score:{interview_id}"
+            if not store.claim_work(key, self.owner, SCORE_LEASE_S):
+                continue  # another node is grading it
             try:
                 done.append(await self.score(interview_id))
+                store.release_work(key, self.owner)
             except Exception as exc:  # one bad interview must not stop the others being scored
                 self._failed[interview_id] = time.monotonic()
                 log.error("scoring interview %s failed: %s: %s", interview_id, type(exc).__name__, exc,

@@ -12,7 +12,7 @@ from server import health, metrics, recording_urls
 from server import api_dnc, api_invitations, api_turns, campaign_link
 from server.auth import ROUTE_SCOPES, auth_middleware
 from server.errors import error_middleware, quiet_malformed_requests
-from server.jobs import start_background_jobs
+from server.jobs import ROLE, start_background_jobs
 from server.http import API_ROUTE_TABLE, SETTINGS, STORE, Handler, Route
 from server.shutdown import OPS, Operations, wind_down
 from server.voice import VOICE, VoiceRuntime
@@ -50,8 +50,9 @@ async def _no_sniff(request: web.Request, response: web.StreamResponse) -> None:
 
 
 def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool = True,
-             engines: VoiceEngines | None = None) -> web.Application:
-    """`engines`: voice engines already loaded (tests, the demo); else the first in-process call loads them."""
+             engines: VoiceEngines | None = None, role: str = "all") -> web.Application:
+    """`engines`: voice engines already loaded (tests, the demo); else the first in-process call loads them.
+    `role`: which background jobs this node runs (server.jobs: all, api or dialer)."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
                           middlewares=[error_middleware, auth_middleware])
     app[SETTINGS] = settings
@@ -73,6 +74,7 @@ def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool =
     metrics.add_routes(app, store, app[OPS].pool_restarts)  # /metrics: no API key (scrape it from inside)
     recording_urls.add_routes(app, settings)  # /recordings/{id}: the signed URL is the permission
     if background_jobs:
+        app[ROLE] = role
         app.cleanup_ctx.append(start_background_jobs)
         app.on_shutdown.append(wind_down)  # SIGTERM: let calls finish, then end them politely (server/shutdown.py)
     return app

@@ -22,6 +22,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("db", "migrate"): cli_admin.db_migrate,
     ("db", "status"): cli_admin.db_status,
     ("db", "backup"): cli_admin.db_backup,
+    ("db", "migrate-to"): cli_admin.db_migrate_to,
     ("keys", "create"): cli_admin.keys_create,
     ("keys", "list"): cli_admin.keys_list,
     ("keys", "revoke"): cli_admin.keys_revoke,
@@ -77,12 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP server (applies migrations first)")
     serve.add_argument("--host", help="listen address (default: the server.host setting)")
     serve.add_argument("--port", type=_port, help="listen port (default: the server.port setting)")
+    serve.add_argument("--role", choices=("all", "api", "dialer"), default="all",
+                       help="this node's jobs: api (webhooks, scoring, expiry, retention), dialer (calls and "
+                            "campaigns), all (both; the default). Several nodes share a PostgreSQL store.url")
 
-    db = _group(commands, "db", "the SQLite store")
+    db = _group(commands, "db", "the session store (SQLite or PostgreSQL)")
     db.add_parser("migrate", help="apply schema migrations")
     db.add_parser("status", help="schema version and row counts")
     db.add_parser("backup", help="an online copy of the store (safe while calls run)").add_argument(
         "path", metavar="PATH", help="the new file (must not exist)")
+    db.add_parser("migrate-to", help="copy this store into a new, empty one (e.g. PostgreSQL)").add_argument(
+        "url", metavar="URL", help="postgresql://user:pass@host:5432/db (or sqlite:///path)")
 
     keys = _group(commands, "keys", "API keys")
     create = keys.add_parser("create", help="make a key; it is printed once")

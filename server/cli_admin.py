@@ -8,6 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from config.settings import Settings
+from models.db import database_errors, redact, sqlite_path
 from models.records import ApiKey
 from models.schema import LATEST, migrate, schema_version
 from models.validation import check_text
@@ -28,8 +29,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     with open_store(settings) as store:  # opening the store applies pending migrations
         try:
             # run_app stops cleanly on SIGINT and SIGTERM; its `print` hook runs once the socket listens.
-            web.run_app(make_app(settings, store), host=server.host, port=server.port,
-                        print=lambda _banner: print(f"phonescreen listening on {url}", flush=True))
+            web.run_app(make_app(settings, store, role=args.role), host=server.host, port=server.port,
+                        print=lambda _banner: print(f"phonescreen listening on {url} (role {args.role})",
+                                                    flush=True))
         except OSError as exc:
             raise CliError(f"cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", 1) from None
     return 0
@@ -44,7 +46,7 @@ def db_migrate(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(str(exc)) from None
         after = schema_version(store.db)
     change = f"{before} -> {after} ({applied} applied)" if applied else f"{after}, up to date"
-    print(f"{settings.store.path}: schema version {change}")
+    print(f"{redact(settings.store.target)}: schema version {change}")
     return 0
 
 
@@ -52,7 +54,7 @@ def db_status(args: argparse.Namespace, settings: Settings) -> int:
     with open_store(settings, auto_migrate=False) as store:
         version = schema_version(store.db)
         counts = [{"table": name, "rows": store.db[name].count} for name in sorted(store.db.table_names())]
-    print(f"store: {settings.store.path}")
+    print(f"store: {redact(settings.store.target)}")
     print(f"schema version: {version} (this program: {LATEST})")
     print_table(counts, empty="(no tables: run `phonescreen db migrate`)")
     return 0
@@ -66,15 +68,43 @@ def db_backup(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"{target} exists; name a new file")
     if not target.parent.is_dir():
         raise CliError(f"{target.parent} is not a folder")
-    if not Path(settings.store.path).is_file():
-        raise CliError(f"there is no store at {settings.store.path}")
+    source = sqlite_path(settings.store.target)
+    if source is None:
+        raise CliError("the store is on PostgreSQL: back it up with pg_dump")
+    if not Path(source).is_file():
+        raise CliError(f"there is no store at {source}")
     with open_store(settings, auto_migrate=False) as store:
         verdict = store.backup(target)
         version = schema_version(store.db)
     if verdict != "ok":
         raise CliError(f"the copy in {target} failed its integrity check: {verdict}")
-    print(f"backed up {settings.store.path} to {target} ({target.stat().st_size} bytes, schema version {version}, "
+    print(f"backed up {source} to {target} ({target.stat().st_size} bytes, schema version {version}, "
           f"integrity ok)")
+    return 0
+
+
+def db_migrate_to(args: argparse.Namespace, settings: Settings) -> int:
+    """Copy this store (the SQLite file) into a new, empty one, e.g. PostgreSQL; then set store.url to it."""
+    from models.store import Conflict, SessionStore
+    from models.store_copy import copy_store
+
+    if args.url == settings.store.target:
+        raise CliError("the target is this store itself; name another")
+    with open_store(settings) as source:  # brought to the latest schema first, as `db migrate` would
+        try:
+            target = SessionStore(args.url, busy_timeout_ms=settings.store.busy_timeout_ms)
+        except (*database_errors(), RuntimeError) as exc:
+            raise CliError(f"cannot open the target store {redact(args.url)}: {exc}") from None
+        try:
+            copied = copy_store(source, target)
+        except Conflict as exc:
+            raise CliError(str(exc)) from None
+        except database_errors() as exc:  # a row the target refused: nothing was copied
+            raise CliError(f"the copy failed and was rolled back: {exc}") from None
+        finally:
+            target.close()
+    print_table([{"table": t, "rows": n} for t, n in copied.items()])
+    print(f"copied {sum(copied.values())} rows into {redact(args.url)}; set store.url to it and restart")
     return 0
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 from typing import Any, Callable, Iterator, Sequence
 
 from config.settings import Settings
+from models.db import database_errors, redact
 from models.store import SessionStore
 
 
@@ -22,10 +22,10 @@ class CliError(Exception):
 @contextlib.contextmanager
 def open_store(settings: Settings, *, auto_migrate: bool = True) -> Iterator[SessionStore]:
     try:
-        store = SessionStore(settings.store.path, busy_timeout_ms=settings.store.busy_timeout_ms,
+        store = SessionStore(settings.store.target, busy_timeout_ms=settings.store.busy_timeout_ms,
                              auto_migrate=auto_migrate)
-    except (sqlite3.Error, RuntimeError) as exc:  # unreadable file, or a schema newer than this program
-        raise CliError(f"cannot open the store {settings.store.path}: {exc}") from None
+    except (*database_errors(), RuntimeError) as exc:  # unreadable file or database, or a newer schema
+        raise CliError(f"cannot open the store {redact(settings.store.target)}: {exc}") from None
     try:
         yield store
     finally:

@@ -139,7 +139,7 @@ async def run_demo(data_dir: Path, keep_serving: bool, kill_worker_after_s: floa
     reports: dict[str, dict] = {}
     reading = asyncio.create_task(read_phone_reports(phone, reports))
     settings = demo_settings(data_dir, phone_port)
-    store = SessionStore(settings.store.path)
+    store = SessionStore(settings.store.target)
     _, api_key = store.create_api_key("demo", list(SCOPES))
     receiver = WebhookReceiver()
     receiver_runner = await receiver.start()

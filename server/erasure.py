@@ -6,25 +6,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from models.recordings import DirectoryRecordings
 from models.store import ErasedCandidate, SessionStore
 
 log = logging.getLogger("phonescreen.server")
 
 
 def delete_recordings(erased: ErasedCandidate, recordings_dir: str | Path) -> int:
-    """Delete the recording files of erased or purged interviews: the stored paths, and `<id>.wav` in the
-    recordings folder for a call whose path was never stored (a crash mid-call). Returns files deleted."""
-    paths = {Path(p) for p in erased.recordings} | {Path(recordings_dir) / f"{iid}.wav" for iid in erased.interview_ids}
-    deleted = 0
-    for path in paths:
-        try:
-            path.unlink()
-            deleted += 1
-        except FileNotFoundError:
-            continue
-        except OSError as exc:  # the rows are gone already; an operator must remove the file
-            log.error("could not delete a recording: %s", exc, extra={"candidate_id": erased.candidate_id})
-    return deleted
+    """Delete the recording files of erased or purged interviews (models.recordings). Returns files deleted."""
+    return DirectoryRecordings(recordings_dir).delete(erased.interview_ids, erased.recordings)
 
 
 def erase_candidate(store: SessionStore, candidate_id: str, recordings_dir: str | Path) -> ErasedCandidate:

@@ -3,13 +3,13 @@ writable, the voice models load, the media workers are up, the Twilio settings a
 No API key: they say nothing private. /readyz answers 503 with what is not ready."""
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from aiohttp import web
 
 from config.settings import SettingsError
 from dialer.twilio.settings_check import check_twilio_settings
+from models.db import database_errors
 from server.http import SETTINGS, store_of
 from server.shutdown import OPS
 from server.voice import VOICE
@@ -22,7 +22,7 @@ async def healthz(request: web.Request) -> web.Response:
 def _store(request: web.Request) -> tuple[bool, str]:
     try:
         store_of(request).check_writable()
-    except sqlite3.Error as exc:
+    except database_errors() as exc:
         return False, f"the store cannot be written: {exc}"
     return True, "writable"
 

@@ -1,7 +1,11 @@
 """Background jobs of `phonescreen serve`: expiring old invites, delivering webhooks, scoring finished
 interviews (in a worker process: scoring.job), dialing (server.dialing: interviews created through the API
 and running campaigns, each on its own channel, whenever SIP or Twilio is enabled),
-deleting old transcripts and recordings (server.retention), sending invitations (server.invitations)."""
+deleting old transcripts and recordings (server.retention), sending invitations (server.invitations).
+
+A node's role (`phonescreen serve --role`) chooses its jobs: `api` nodes expire invites, deliver webhooks,
+score, apply retention and send invitations; `dialer` nodes dial (and run the calls); `all` does everything
+(one machine). Each job is safe to run on several nodes at once: the store's claims and leases split the work."""
 from __future__ import annotations
 
 import asyncio
@@ -17,6 +21,8 @@ from server.shutdown import OPS
 from server.webhooks import WebhookDispatcher, client_session
 
 log = logging.getLogger("phonescreen.jobs")
+ROLE = web.AppKey("role", str)
+ROLES = ("all", "api", "dialer")
 
 
 async def expire_invites_forever(app: web.Application, interval_s: float = 30.0) -> None:
@@ -67,14 +73,20 @@ async def apply_retention_forever(app: web.Application) -> None:
     await retention_forever(app[STORE], app[SETTINGS])
 
 
+def job_names(role: str, dials: bool) -> list[str]:
+    """The background jobs of a node with this role; `dials`: a phone channel is enabled here."""
+    names = ["expire-invites", "deliver-webhooks", "score-interviews", "retention", "send-invitations"] \
+        if role in ("all", "api") else []
+    return [*names, "dial"] if role in ("all", "dialer") and dials else names
+
+
 async def start_background_jobs(app: web.Application) -> AsyncIterator[None]:
     from dialer.channels import any_phone_channel
-    tasks = [asyncio.create_task(expire_invites_forever(app), name="expire-invites"),
-             asyncio.create_task(deliver_webhooks_forever(app), name="deliver-webhooks"),
-             asyncio.create_task(score_interviews_forever(app), name="score-interviews"),
-             asyncio.create_task(apply_retention_forever(app), name="retention"),
-             asyncio.create_task(send_invitations_forever(app), name="send-invitations"),
-             *([asyncio.create_task(dial_forever(app), name="dial")] if any_phone_channel(app[SETTINGS]) else [])]
+    jobs = {"expire-invites": expire_invites_forever, "deliver-webhooks": deliver_webhooks_forever,
+            "score-interviews": score_interviews_forever, "retention": apply_retention_forever,
+            "send-invitations": send_invitations_forever, "dial": dial_forever}
+    tasks = [asyncio.create_task(jobs[name](app), name=name)
+             for name in job_names(app.get(ROLE, "all"), any_phone_channel(app[SETTINGS]))]
     yield
     for task in tasks:
         task.cancel()

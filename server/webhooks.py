@@ -199,12 +199,16 @@ class WebhookDispatcher:
         seen: set[str] = set()
         while True:
             # `seen` guards against a tiny backoff making a delivery due again within this run.
-            due = [d for d in self.store.due_deliveries(BATCH_SIZE) if d.id not in seen]
+            due = [d for d in self.store.claim_due_deliveries(BATCH_SIZE, self._lease_s()) if d.id not in seen]
             if not due:
                 return len(seen)
             seen.update(d.id for d in due)
             endpoints = self._endpoints({d.endpoint_id for d in due})
             await asyncio.gather(*(self._attempt(d, endpoints.get(d.endpoint_id)) for d in due))
+
+    def _lease_s(self) -> float:
+        """Long enough for a whole batch to be sent (CONCURRENCY at a time, each within the timeout)."""
+        return self.settings.timeout_s * (BATCH_SIZE // CONCURRENCY + 1) + 30.0
 
     def _endpoints(self, ids: set[str]) -> dict[str, WebhookEndpoint]:
         found = {}

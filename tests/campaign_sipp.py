@@ -8,10 +8,11 @@ import csv
 import dataclasses
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
-from sip_harness import free_port_block
+from sip_harness import REPO, free_port_block
 from sipp import SCENARIOS, SIPP, _stop, _wait_until_bound, require_binary
 
 ANSWERS, BUSY, RINGS = "+12025551", "+12025552", "+12025553"  # number prefixes the scenario branches on
@@ -35,6 +36,12 @@ class CampaignUas:
         rows = list(csv.DictReader(path.read_text().splitlines(), delimiter=";")) if path.exists() else []
         return max((int(row["CurrentCall"]) for row in rows if row.get("CurrentCall", "").isdigit()), default=0)
 
+    def new_calls_per_second(self) -> list[int]:
+        """SIPp's count of new incoming calls in each 1 s statistics period (the pacing as SIPp saw it)."""
+        path = self.workdir / "stats.csv"
+        rows = list(csv.DictReader(path.read_text().splitlines(), delimiter=";")) if path.exists() else []
+        return [int(row["IncomingCall(P)"]) for row in rows if row.get("IncomingCall(P)", "").isdigit()]
+
     def invites(self) -> dict[str, set[str]]:
         """Number -> the Call-IDs of the INVITEs it received (retransmissions count once)."""
         calls: dict[str, set[str]] = {}
@@ -50,6 +57,26 @@ class CampaignUas:
     def errors(self) -> str:
         path = self.workdir / "errors.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+def dialer_node(env: dict[str, str], log: Path, campaign_id: str, *, lease_s: float = 5.0) -> subprocess.Popen:
+    """A dialer node: `phonescreen campaign run --campaign ID` in its own process, with its own SIP port and
+    RTP ports, on the store `env` names (PHONESCREEN_STORE_URL)."""
+    node_env = {**env, "PHONESCREEN_SIP_PORT": str(free_port_block(1)),
+                "PHONESCREEN_SIP_RTP_PORT_START": str(free_port_block(40)),
+                "PHONESCREEN_SIP_RTP_PORTS_PER_WORKER": "40"}
+    command = [sys.executable, "-m", "server.cli", "--log-format", "text", "campaign", "run", "--campaign", campaign_id,
+               "--no-llm", "--quiet", "--lease-s", str(lease_s)]
+    with open(log, "ab") as out:
+        return subprocess.Popen(command, cwd=REPO, env=node_env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def paced(per_second: list[int], rate: float) -> bool:
+    """No window of k one-second periods saw more new calls than a token bucket of `rate` (burst max(1,
+    rate)) allows: burst + rate * (k + 1), one period more because SIPp's periods and ours are not aligned."""
+    burst = max(1.0, rate)
+    return all(sum(per_second[start:start + k]) <= burst + rate * (k + 1)
+               for k in range(1, 11) for start in range(len(per_second) - k + 1))
 
 
 @contextlib.contextmanager

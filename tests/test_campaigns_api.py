@@ -94,7 +94,8 @@ def test_cli_campaign_actions_and_status(settings, store: SessionStore, sample_t
     from campaign_harness import make_campaign
     campaign = make_campaign(store, sample_template, ["+12025550100", "+12025550101"])
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PHONESCREEN_")},
-           "PHONESCREEN_STORE_PATH": settings.store.path, "PHONESCREEN_LOG_FORMAT": "text"}
+           "PHONESCREEN_STORE_PATH": settings.store.path, "PHONESCREEN_STORE_URL": settings.store.url,
+           "PHONESCREEN_LOG_FORMAT": "text"}
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "server.cli", "campaign", *args], cwd=tmp_path, env=env,

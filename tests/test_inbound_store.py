@@ -14,6 +14,12 @@ from dialer.sip.account import asserted_identity, called_users
 from models.inbound_calls import OPEN, RERUN, RESUME
 from models.lifecycle import IllegalTransition, Status
 from models.store import SessionStore
+from postgres import STORE_BACKENDS
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request) -> str:
+    return request.param
 
 PHONE = "+14155550100"
 OWNER = "inbound-test"
@@ -26,7 +32,7 @@ def clock() -> MovableClock:
 
 @pytest.fixture
 def cstore(settings, clock) -> SessionStore:
-    store = SessionStore(settings.store.path, clock=clock)
+    store = SessionStore(settings.store.target, clock=clock)
     yield store
     store.close()
 

@@ -10,6 +10,12 @@ import pytest
 from models.db import utcnow
 from models.lifecycle import ENDED, TRANSITIONS, IllegalTransition, Status
 from models.store import Conflict, SessionStore
+from postgres import STORE_BACKENDS
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request) -> str:
+    return request.param
 
 BASE = "/api/v1/interviews"
 

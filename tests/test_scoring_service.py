@@ -51,6 +51,26 @@ async def test_the_job_scores_finished_interviews_in_a_child_process(store, samp
     assert pending_interviews(store) == []
 
 
+async def test_two_nodes_grade_each_interview_once(store, sample_template, settings) -> None:
+    """Two scoring jobs (two nodes) on one store: each interview is graded by one of them, once."""
+    interviews = {store_transcript(store, sample_template, "strong"), store_transcript(store, sample_template, "weak")}
+    first, second = ScoringWorker(settings), ScoringWorker(settings)
+    other_store = SessionStore(settings.store.target)
+    try:
+        assert store.claim_work(f"score:{min(interviews)}", second.owner, 900)  # the second node is grading it
+        done = await first.run_once(store)
+        assert [r.interview_id for r in done] == [max(interviews)]  # the first left it to the second
+        other_store.release_work(f"score:{min(interviews)}", second.owner)
+        both = await asyncio.gather(first.run_once(store), second.run_once(other_store))
+        graded = [r.interview_id for results in both for r in results if r.scorecard_id]
+        assert graded == [min(interviews)]
+        assert all(len(store.scorecards(iid)) == 1 for iid in interviews)
+    finally:
+        first.close()
+        second.close()
+        other_store.close()
+
+
 async def test_serve_runs_the_scoring_job_and_reports_within_the_loop(aiohttp_client, store, sample_template,
                                                                      settings, make_key) -> None:
     fast = dataclasses.replace(settings, scoring=dataclasses.replace(settings.scoring, poll_interval_s=0.2))

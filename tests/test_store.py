@@ -1,4 +1,5 @@
-"""The session store on a real SQLite file: schema, pragmas, versioning, idempotent upserts, turns, scorecards."""
+"""The session store on a real SQLite file and a real PostgreSQL database: schema, pragmas, versioning,
+idempotent upserts, turns, scorecards; `db migrate-to` copying a SQLite store into PostgreSQL."""
 from __future__ import annotations
 
 import sqlite3
@@ -6,9 +7,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from models.db import integrity_errors, is_postgres
 from models.lifecycle import Status
 from models.schema import LATEST, migrate, schema_version
 from models.store import Conflict, NotFound, SessionStore, token_hash
+from postgres import STORE_BACKENDS
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request) -> str:
+    return request.param
 
 
 class FakeClock:
@@ -29,10 +37,11 @@ def _interview(store: SessionStore, sample_template, channel: str = "sip"):
 def test_schema_pragmas_and_idempotent_migration(store: SessionStore) -> None:
     assert schema_version(store.db) == LATEST
     assert migrate(store.db) == 0
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
-    with pytest.raises(sqlite3.IntegrityError):  # foreign keys are enforced
+    if not is_postgres(store.db):
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+    with pytest.raises(integrity_errors()):  # foreign keys are enforced
         store.db.execute("INSERT INTO turns (interview_id, turn_number, role, text) VALUES ('nope', 1, 'agent', 'x')")
 
 
@@ -119,9 +128,9 @@ def test_scorecards_are_versioned_and_make_report_ready(store: SessionStore, sam
     assert types.count("interview.scored") == 2 and "interview.completed" in types
 
 
-def test_dialing_counts_attempts_and_expiry_sweep(tmp_path, sample_template) -> None:
+def test_dialing_counts_attempts_and_expiry_sweep(settings, sample_template) -> None:
     clock = FakeClock()
-    store = SessionStore(tmp_path / "s.db", clock=clock)
+    store = SessionStore(settings.store.target, clock=clock)
     interview, _ = _interview(store, sample_template)
     clock.now += timedelta(days=8)
     assert store.expire_due() == [interview.id]
@@ -154,3 +163,63 @@ def test_api_keys_are_hashed_and_revocable(store: SessionStore) -> None:
     assert store.authenticate(secret).id == key.id
     store.revoke_api_key(key.id)
     assert store.authenticate(secret) is None
+
+
+def _claim_deliveries(target: str, out) -> None:
+    store = SessionStore(target)
+    claimed = []
+    for _ in range(30):
+        claimed += [d.id for d in store.claim_due_deliveries(3, lease_s=600)]
+    out.put(claimed)
+    store.close()
+
+
+def test_each_due_delivery_is_claimed_by_one_process(settings, store: SessionStore, sample_template) -> None:
+    import multiprocessing
+    store.create_webhook(url="http://127.0.0.1:9/hook", events=["interview.status_changed"])
+    for _ in range(10):
+        interview, _ = _interview(store, sample_template)
+        for status in ("dialing", "ringing", "in_progress"):  # 3 deliveries each
+            store.transition(interview.id, status)
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    workers = [context.Process(target=_claim_deliveries, args=(settings.store.target, out)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    claimed = [d for _ in workers for d in out.get(timeout=120)]
+    for worker in workers:
+        worker.join(30)
+    assert len(claimed) == 30 and len(set(claimed)) == 30  # every delivery once, none twice
+
+
+def test_a_claimed_delivery_falls_due_again_when_its_lease_ends(settings, sample_template) -> None:
+    clock = FakeClock()
+    first, second = SessionStore(settings.store.target, clock=clock), SessionStore(settings.store.target, clock=clock)
+    try:
+        first.create_webhook(url="http://127.0.0.1:9/hook", events=["interview.status_changed"])
+        interview, _ = _interview(first, sample_template)
+        first.transition(interview.id, "dialing")
+        [delivery] = first.claim_due_deliveries(10, lease_s=60)
+        assert second.claim_due_deliveries(10, lease_s=60) == []  # claimed: the other node does not send it
+        clock.now += timedelta(seconds=61)  # the first node died while sending
+        assert [d.id for d in second.claim_due_deliveries(10, lease_s=60)] == [delivery.id]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_work_leases_let_one_node_do_a_job(settings) -> None:
+    clock = FakeClock()
+    first, second = SessionStore(settings.store.target, clock=clock), SessionStore(settings.store.target, clock=clock)
+    try:
+        assert first.claim_work("score:int_1", "node-a", 60)
+        assert not second.claim_work("score:int_1", "node-b", 60)
+        assert first.claim_work("score:int_1", "node-a", 60)  # its own lease, renewed
+        assert second.claim_work("score:int_2", "node-b", 60)  # another job
+        first.release_work("score:int_1", "node-a")
+        assert second.claim_work("score:int_1", "node-b", 60)
+        clock.now += timedelta(seconds=61)  # node b died: its leases run out
+        assert first.claim_work("score:int_2", "node-a", 60)
+    finally:
+        first.close()
+        second.close()

@@ -18,6 +18,7 @@ from aiohttp import web
 from config.settings import WebhookSettings
 from models.db import parse_time, utcnow
 from models.store import WEBHOOK_EVENTS, SessionStore
+from postgres import STORE_BACKENDS
 from server.app import make_app
 from server.webhooks import (DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookDispatcher,
                              client_session, sign, verify)
@@ -92,9 +93,14 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def fake_store(tmp_path, clock):
-    store = SessionStore(tmp_path / "webhooks.db", clock=clock)
+def fake_store(settings, clock):
+    store = SessionStore(settings.store.target, clock=clock)
     yield store
     store.close()
 
@@ -262,8 +268,8 @@ async def test_exhausted_attempts_mark_the_delivery_failed(fake_store, sample_te
     assert len(receiver.received) == 4
 
 
-async def test_pending_deliveries_survive_a_restart(tmp_path, sample_template, receiver, clock) -> None:
-    path = tmp_path / "restart.db"
+async def test_pending_deliveries_survive_a_restart(settings, sample_template, receiver, clock) -> None:
+    path = settings.store.target
     first = SessionStore(path, clock=clock)
     webhook = first.create_webhook(url=receiver.url("/hook/a"), events=["interview.status_changed"],
                                    secret=SECRET)

@@ -8,25 +8,24 @@ attempt gets its outcome and the retry policy is applied by the store.
 Given `channel_problem` (serve's dialing job), a campaign whose channel cannot dial here is not claimed
 from: it waits, its attempts untouched, and the API and dashboard say why (dialer/channels.py).
 
-Several schedulers (processes) may run against one store: claims and leases keep them from calling one
-candidate twice, and a dead one's attempts are taken over once its leases run out. Time for due dates,
-windows and leases is the store's clock (tests move it); pacing runs on the monotonic clock."""
+Several schedulers (processes, on one machine or several sharing a PostgreSQL store) may run against one
+store: claims and leases keep them from calling one candidate twice, and a dead one's attempts are taken
+over once its leases run out. The concurrency cap and the pacing are the campaign's, held in the store
+for all of them together. Time for due dates, windows and leases is the store's clock (tests move it);
+pacing runs on real time (`wallclock`, Unix seconds, comparable between machines)."""
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
-import socket
 import time
 from typing import Callable
 
 from config.settings import Settings
-from dialer.campaign.pacing import TokenBucket
 from dialer.channels import TWILIO_SLOTS, fail_unplaced
 from dialer.sip.shared_pool import SharedPool
 from dialer.sip.targets import NoRoute, sip_target
 from models.campaign_dialing import NO_ROUTE, Claim, attempt_outcome
+from models.db import new_owner
 from models.lifecycle import ENDED, IllegalTransition
 from models.records import Campaign
 from models.store import SessionStore
@@ -37,16 +36,11 @@ TWILIO_POLL_S = 1.0
 DIALER_ERROR = "dialer_error"
 
 
-def new_owner() -> str:
-    """A dialer's lease owner id: unique per process start, readable in the store."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
 class CampaignScheduler:
     def __init__(self, settings: Settings, store: SessionStore, *, pool: SharedPool | None = None,
                  campaign_ids: list[str] | None = None, owner: str | None = None, lease_s: float = DEFAULT_LEASE_S,
                  poll_interval_s: float = 0.5, monotonic: Callable[[], float] = time.monotonic,
-                 twilio_calls: object | None = None,
+                 twilio_calls: object | None = None, wallclock: Callable[[], float] = time.time,
                  channel_problem: Callable[[str], str | None] | None = None) -> None:
         """`campaign_ids`: only these campaigns (the CLI's `campaign run`); None: every running campaign.
         `channel_problem(channel)`: why that channel cannot dial here (its campaigns then wait); None: no check."""
@@ -63,7 +57,7 @@ class CampaignScheduler:
         self.interview_of: dict[str, str] = {}  # attempt id -> interview id
         self.campaign_of: dict[str, str] = {}  # attempt id -> campaign id
         self.channel_of: dict[str, str] = {}  # attempt id -> sip | twilio
-        self.buckets: dict[str, TokenBucket] = {}
+        self.wallclock = wallclock
         self.last_heartbeat = monotonic()
 
     # -- the loop --------------------------------------------------------------------------------------
@@ -123,18 +117,11 @@ class CampaignScheduler:
         return slots - sum(1 for aid in self.active if self.channel_of.get(aid) == channel)
 
     def _claim(self, campaign: Campaign) -> None:
-        rate = campaign.settings["attempts_per_second"]
-        bucket = self.buckets.get(campaign.id)
-        if bucket is None:
-            bucket = self.buckets[campaign.id] = TokenBucket(rate, monotonic=self.monotonic)
-        elif bucket.rate != rate:
-            bucket.set_rate(rate)
-        limit = min(bucket.available(), self._room(campaign.channel))
+        limit = self._room(campaign.channel)
         if limit <= 0:
             return
-        claims = self.store.claim_due_attempts(campaign.id, self.owner, limit=limit, lease_s=self.lease_s)
-        if claims:
-            bucket.take(len(claims))
+        claims = self.store.claim_due_attempts(campaign.id, self.owner, limit=limit, lease_s=self.lease_s,
+                                               paced_at=self.wallclock())
         for claim in claims:
             aid = claim.attempt.id
             self.interview_of[aid], self.campaign_of[aid] = claim.interview_id, campaign.id

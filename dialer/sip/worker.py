@@ -111,7 +111,7 @@ class MediaWorker:
         try:
             self.engines = await loop.run_in_executor(None, lambda: load_engines(self.settings, "en",
                                                                               with_llm=self.with_llm))
-            self.store = SessionStore(self.settings.store.path, busy_timeout_ms=self.settings.store.busy_timeout_ms)
+            self.store = SessionStore(self.settings.store.target, busy_timeout_ms=self.settings.store.busy_timeout_ms)
             if self.sip.inbound_user:  # an unknown caller hears it at once
                 await loop.run_in_executor(self.engines.executor, self.engines.phrases(RATE).warm, [UNKNOWN_MESSAGE])
             loop.add_reader(self.conn.fileno(), self._on_message)

@@ -1,5 +1,7 @@
-"""Pacing: at most `rate` call attempts per second, as a token bucket on the monotonic clock (pacing is
-about real calls hitting a trunk, so it runs on real time even when a test moves the store's clock)."""
+"""Pacing: at most `rate` call attempts per second, as a token bucket. A campaign's bucket is kept in the
+store (models.campaign_dialing: every dialer node takes from the same one) and runs on real time, Unix
+seconds (pacing is about real calls hitting a trunk, so it runs on real time even when a test moves the
+store's clock)."""
 from __future__ import annotations
 
 import time
