@@ -50,6 +50,7 @@ FIXED_KINDS = frozenset({"reprompt", "goodbye"})  # replies whose wording never 
 # opening is made while the phone rings, see opening_of).
 PREMADE_KINDS = FIXED_KINDS | {"greeting"}
 TALKED_OVER_GRACE_MS = 600  # a reply begun this close to a prompt's end still heard the prompt
+POLITE_END_QUIET_WAIT_S = 5.0  # end_politely runs inside the server's shutdown budget: a short wait to be heard
 TRANSFER_WAIT_S = 30.0  # for the recruiter's side to answer a transfer
 TALKED_OVER_WAIT_S = 30.0  # for a candidate who talked over a goodbye to finish, before it is said again
 RESUME_GAP_MS = 1000  # between an earlier leg's last turn and a resumed leg, when there is no recording
@@ -587,15 +588,16 @@ class InterviewSession:
         await self._store_last_words()
         reply = Reply(POLITE_END, end_call=True, kind="goodbye")
         if not await self._say(reply) and not self._hung_up.is_set():
-            await self._say_again(reply)  # talked over (an answer already on its way), like a closing
+            # talked over (an answer already on its way), like a closing; a shutting-down server waits less
+            await self._say_again(reply, quiet_wait_s=POLITE_END_QUIET_WAIT_S)
         return reply
 
-    async def _say_again(self, goodbye: Reply) -> None:
+    async def _say_again(self, goodbye: Reply, quiet_wait_s: float = TALKED_OVER_WAIT_S) -> None:
         """A goodbye the candidate talked over is said again once they have finished, after their words are
         stored. Said at once, the same speech would interrupt it again before its first word."""
         quiet = asyncio.ensure_future(self._candidate_quiet.wait())
         hung_up = asyncio.ensure_future(self._hung_up.wait())
-        await asyncio.wait({quiet, hung_up}, timeout=TALKED_OVER_WAIT_S, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({quiet, hung_up}, timeout=quiet_wait_s, return_when=asyncio.FIRST_COMPLETED)
         for task in (quiet, hung_up):
             task.cancel()
         if self._hung_up.is_set():

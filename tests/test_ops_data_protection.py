@@ -152,7 +152,7 @@ async def test_end_politely_says_goodbye_and_ends_partial_with_every_turn(settin
             break
         await asyncio.sleep(0.1)
     session.end_politely("shutdown")
-    assert await asyncio.wait_for(call, 120) == Status.PARTIAL
+    assert await asyncio.wait_for(call, 240) == Status.PARTIAL  # bounded; slow only on a loaded machine
     turns = store.turns(iid)
     assert store.get_interview(iid).status == Status.PARTIAL
     assert "agree" in next(t.text for t in turns if t.role == "candidate").lower()
