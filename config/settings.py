@@ -103,12 +103,16 @@ class LlmSettings:
 class VoiceSettings:
     vad_aggressiveness: int = 2  # webrtcvad 0..3
     end_silence_ms: int = 500  # silence that ends a turn
-    hesitation_silence_ms: int = 1500  # ... when the words so far trail off ("um", "and", "because")
+    hesitation_silence_ms: int = 1700  # ... when the words so far trail off ("um", "and", "because")
+    # ... when the words up to the pause are transcribed and are a finished thought (not trailing off).
+    # Above the ~400 ms people leave between two sentences of one answer (the VAD's 100 ms hangover included).
+    complete_silence_ms: int = 450
     min_speech_ms: int = 200  # shorter bursts are noise, not a turn
     barge_in_ms: int = 600  # voiced candidate speech this long during AI playback stops it; "mm-hmm" is shorter
     # No reply audio this long after the endpoint: a cached acknowledgement ("Okay.") starts at once and the
-    # reply follows in the same breath. Whisper + Piper need ~400 ms on 2 cores, so by default it covers most.
-    reply_deadline_ms: int = 60
+    # reply follows in the same breath. Only for a late reply (an LLM-worded follow-up, a loaded machine):
+    # an acknowledgement before every reply is a tic, and it puts the reply's own words half a second later.
+    reply_deadline_ms: int = 300
 
 
 @dataclass(frozen=True)
@@ -325,6 +329,7 @@ _CHECKS = {
     ("voice", "vad_aggressiveness"): lambda v: 0 <= v <= 3,
     ("voice", "end_silence_ms"): lambda v: 200 <= v <= 3000,
     ("voice", "hesitation_silence_ms"): lambda v: 200 <= v <= 5000,
+    ("voice", "complete_silence_ms"): lambda v: 100 <= v <= 3000,
     ("voice", "min_speech_ms"): lambda v: 0 <= v <= 2000,
     ("voice", "barge_in_ms"): lambda v: 20 <= v <= 2000,
     ("voice", "reply_deadline_ms"): lambda v: 0 <= v <= 5000,

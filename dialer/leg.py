@@ -2,8 +2,8 @@
 
 A leg delivers what the candidate's side sends (20 ms frames paced in real time by the far end, keypad
 digits, the end of the line) and plays what it is given. `bridge` joins a leg to an InterviewSession:
-for each frame received it pushes that frame and sends one frame back, so the far end's clock drives
-both directions and nothing queues up between them.
+for each frame received it pushes that frame and sends what the leg asks for (one frame, or enough to keep
+a SIP call's small lead), so the far end's clock drives both directions and nothing queues up between them.
 """
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ class Leg(ABC):
     def send(self, frame: AudioFrame) -> None:
         """Queue one 20 ms frame to play to the candidate. Never blocks."""
 
+    def frames_to_send(self) -> int:
+        """How many frames to send for the frame just received. One, for a leg paced by the far end; a leg
+        that knows how much it has queued keeps a small lead instead, so an event loop that runs late
+        leaves no gap in the AI's speech, and the burst of frames received after it leaves no backlog."""
+        return 1
+
     def clear(self) -> None:
         """Drop audio queued but not yet played: the candidate barged in."""
 
@@ -70,7 +76,8 @@ async def bridge(session: InterviewSession, leg: Leg, *, silence_timeout_s: floa
                 event = LineEnded("media_timeout")
             if isinstance(event, AudioFrame):
                 session.push_audio(event)
-                leg.send(session.pull_audio())
+                for _ in range(leg.frames_to_send()):
+                    leg.send(session.pull_audio())
             elif isinstance(event, Dtmf):
                 session.push_dtmf(event.digit)
             else:

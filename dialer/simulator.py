@@ -263,10 +263,12 @@ async def run_call(session, candidate: SimulatedCandidate, *, realtime: bool = F
 
 
 async def _until_ready(session, conversation: asyncio.Task, limit_s: float = 60.0) -> None:
-    """Fast mode: wait while the session has no audio ready yet for the candidate to hear."""
+    """Fast mode: wait while the session has no audio ready yet for the candidate to hear, or while its
+    speech recogniser is behind the line (it is decoding at a pause): in real time it would have kept up."""
+    from ivr.session import STT_LAG_FRAMES
     deadline = time.monotonic() + limit_s
     await asyncio.sleep(0)
-    while session.waiting_for_audio and not conversation.done():
+    while (session.waiting_for_audio or session.stt_backlog > STT_LAG_FRAMES) and not conversation.done():
         if time.monotonic() > deadline:
             raise TimeoutError("the session produced no audio for 60 s")
         await asyncio.sleep(0.005)

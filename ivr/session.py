@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import queue
+import random
 import re
 import threading
 import time
@@ -49,6 +50,7 @@ FIXED_KINDS = frozenset({"reprompt", "goodbye"})  # replies whose wording never 
 # Played from whole-sentence audio made beforehand: no silent gap can open inside them under load (the
 # opening is made while the phone rings, see opening_of).
 PREMADE_KINDS = FIXED_KINDS | {"greeting"}
+STT_LAG_FRAMES = 2  # the recogniser this far behind the line is decoding, not just between two frames
 TALKED_OVER_GRACE_MS = 600  # a reply begun this close to a prompt's end still heard the prompt
 POLITE_END_QUIET_WAIT_S = 5.0  # end_politely runs inside the server's shutdown budget: a short wait to be heard
 TRANSFER_WAIT_S = 30.0  # for the recruiter's side to answer a transfer
@@ -112,6 +114,13 @@ class _SttJob:
     """The STT stream of one candidate turn, fed on its own thread so decoding never delays frames."""
     result: "asyncio.Future[Transcript]"
     over_ai: bool = False  # it began while the AI was talking: a nod may be just that
+    first_frame_end_ms: int = 0  # media time at the end of its first frame (the preroll's oldest)
+    given: int = 0  # frames handed to its thread ...
+    done: int = 0  # ... and frames the thread has finished with (its partial, if any, sent)
+
+    def put(self, frame: AudioFrame | None) -> None:
+        self.given += 1
+        self.frames.put(frame)
     frames: "queue.Queue[AudioFrame | None]" = field(default_factory=queue.Queue)
 
 
@@ -157,7 +166,7 @@ class InterviewSession:
         self._endpoint_wall = 0.0
         self._begun_at_endpoint = 0
         self._ack_timer: asyncio.TimerHandle | None = None
-        self._ack_index = 0
+        self._ack_index = random.randrange(len(ACKNOWLEDGEMENTS))  # calls do not all start on one word
         self._hung_up = asyncio.Event()
         self._candidate_quiet = asyncio.Event()  # set while no candidate speech is under way (endpointer)
         self._candidate_quiet.set()
@@ -224,7 +233,9 @@ class InterviewSession:
         if isinstance(event, SpeechStarted):
             self._on_speech_started(event)
         elif self._stt is not None:
-            self._stt.frames.put(frame)
+            self._stt.put(frame)
+            # The recogniser lags (it decodes at pauses): the turn must not end before its words are known.
+            self.endpointer.words_pending(self.stt_backlog > STT_LAG_FRAMES)
             if isinstance(event, TurnEnded):
                 self._on_turn_ended(event)
             elif not self.endpointer.in_speech:
@@ -264,6 +275,11 @@ class InterviewSession:
         self._events.put_nowait(_Signal("hangup"))
 
     @property
+    def stt_backlog(self) -> int:
+        """Frames of the turn in progress not yet taken by its speech recogniser."""
+        return self._stt.given - self._stt.done if self._stt is not None else 0
+
+    @property
     def thinking(self) -> bool:
         return not self.idle.is_set()
 
@@ -286,9 +302,10 @@ class InterviewSession:
         self._silence_ms = 0
         self._partial = ""
         self._drop_stt()
-        job = _SttJob(result=asyncio.get_running_loop().create_future(), over_ai=self.playback.active)
+        job = _SttJob(result=asyncio.get_running_loop().create_future(), over_ai=self.playback.active,
+                      first_frame_end_ms=self.media_ms - 20 * (len(self._preroll) - 1))
         for frame in self._preroll:
-            job.frames.put(frame)
+            job.put(frame)
         self._stt = job
         threading.Thread(target=self._run_stt, args=(job, asyncio.get_running_loop()), daemon=True,
                          name="stt-turn").start()
@@ -299,15 +316,18 @@ class InterviewSession:
         rate = self.engines.stt.sample_rate
         resampler = StreamResampler(self.sample_rate, rate) if rate != self.sample_rate else None
         chunker = FrameChunker(rate)
+        heard_until_ms = job.first_frame_end_ms - 20  # media time of the audio the stream has been given
         try:
             while (frame := job.frames.get()) is not None:
                 if frame is _DROP:
                     return
+                heard_until_ms += 20
                 pcm = frame.pcm if resampler is None else resampler.process(frame.as_array()).tobytes()
                 for piece in chunker.feed(pcm):
                     partial = stream.push(piece)
                     if partial is not None and partial.text:
-                        loop.call_soon_threadsafe(self._on_partial, partial.text)
+                        loop.call_soon_threadsafe(self._on_partial, job, partial.text, heard_until_ms)
+                job.done += 1
             if resampler is not None:
                 for piece in chunker.feed(resampler.flush().tobytes()):
                     stream.push(piece)
@@ -317,9 +337,17 @@ class InterviewSession:
             log.exception("speech-to-text failed", extra={"interview_id": self.interview_id})
             loop.call_soon_threadsafe(_resolve, job.result, None, exc)
 
-    def _on_partial(self, text: str) -> None:
+    def _on_partial(self, job: _SttJob, text: str, heard_until_ms: int) -> None:
+        """The words so far (of the audio up to `heard_until_ms`) tell the turn detector how long to wait:
+        longer when they trail off ("um", "and", "because"), shorter when they are a finished thought and
+        nothing was said after them."""
+        if self._stt is not job:
+            return  # the turn has ended (or was dropped) since this was decoded
         self._partial = text
-        self.endpointer.hold(trails_off(text))  # "um", "and", "because": give a hesitant speaker time
+        hesitant = trails_off(text)
+        self.endpointer.hold(hesitant)
+        if not hesitant:
+            self.endpointer.complete_through(heard_until_ms)
 
     def _drop_stt(self) -> None:
         if self._stt is not None:
@@ -334,7 +362,9 @@ class InterviewSession:
         timing = TurnTiming(endpoint_delay_ms=event.silence_ms)
         self._pending = timing
         self._begun_at_endpoint = self.playback.begun  # only audio begun after this answers the turn
-        if not self.playback.active:
+        # A late reply gets an acknowledgement, but never two turns running: a candidate hears a pattern.
+        acknowledged_last = bool(self.timings) and self.timings[-1].acknowledged
+        if not self.playback.active and not acknowledged_last:
             delay = self.voice.reply_deadline_ms / 1000
             self._ack_timer = asyncio.get_running_loop().call_later(delay, self._acknowledge, timing)
         task = asyncio.get_running_loop().create_task(self._collect_turn(job, event, timing))

@@ -61,6 +61,7 @@ class WebRtcVoiceActivity:
 class EndpointConfig:
     end_silence_ms: int = 500  # silence after speech that ends the turn
     hesitation_silence_ms: int = 1500  # ... while hold() is on
+    complete_silence_ms: int = 500  # ... once the words up to this pause are known to be a finished thought
     min_speech_ms: int = 200  # shorter turns are noise and are dropped
     start_speech_ms: int = 60  # speech this long counts as started (clicks are shorter)
     # Speech the VAD still reports after the voice has stopped: the turn's end is back-dated by it,
@@ -73,6 +74,7 @@ class EndpointConfig:
         return cls(
             end_silence_ms=voice.end_silence_ms,
             hesitation_silence_ms=voice.hesitation_silence_ms,
+            complete_silence_ms=min(voice.complete_silence_ms, voice.end_silence_ms),
             min_speech_ms=voice.min_speech_ms,
             vad_hangover_ms=_WEBRTC_HANGOVER_MS[voice.vad_aggressiveness],
         )
@@ -113,12 +115,24 @@ class Endpointer:
         """While on, the turn waits hesitation_silence_ms instead of end_silence_ms. Cleared when a turn ends."""
         self._hold = on
 
+    def words_pending(self, on: bool) -> None:
+        """While on, the speech recogniser is still working on audio of this turn (decoding at a pause): wait
+        as for a hesitation rather than end the turn before its words are known."""
+        self._words_pending = on
+
+    def complete_through(self, media_ms: int) -> None:
+        """The words said up to `media_ms` are transcribed and make a finished thought: if nothing is said
+        after it, the turn ends after complete_silence_ms. Cleared when a turn ends."""
+        self._complete_ms = media_ms
+
     def reset(self) -> None:
         """Forget the turn in progress and the hold; the media clock keeps running."""
         self._run_start_ms: int | None = None  # first frame of the current run of speech frames
         self._start_ms: int | None = None
         self._last_speech_end_ms = 0
         self._hold = False
+        self._words_pending = False
+        self._complete_ms = -1
 
     def update(self, is_speech: bool) -> SpeechStarted | TurnEnded | None:
         frame_start = self._now_ms
@@ -131,13 +145,21 @@ class Endpointer:
         start = self._start_ms
         end = max(start, self._last_speech_end_ms - self.config.vad_hangover_ms)
         silence = self._now_ms - end
-        allowance = self.config.hesitation_silence_ms if self._hold else self.config.end_silence_ms
+        allowance = self._allowance()
         if silence < allowance:
             return None
         self.reset()
         if end - start < self.config.min_speech_ms:
             return None
         return TurnEnded(start_ms=start, end_ms=end, silence_ms=silence)
+
+    def _allowance(self) -> int:
+        if self._hold or self._words_pending:
+            return self.config.hesitation_silence_ms
+        # No speech since the finished thought (the VAD's hangover after it is not speech).
+        if self._last_speech_end_ms - self.config.vad_hangover_ms <= self._complete_ms:
+            return self.config.complete_silence_ms
+        return self.config.end_silence_ms
 
     def _await_start(self, is_speech: bool, frame_start: int) -> SpeechStarted | None:
         if not is_speech:

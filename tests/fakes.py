@@ -26,7 +26,7 @@ from dialer.simulator import rms
 from ivr.engines import VoiceEngines
 from ivr.frames import AudioFrame, frames_of, samples_per_frame, silence
 from ivr.llm.base import ChatMessage, ChatModel
-from ivr.session import InterviewSession
+from ivr.session import STT_LAG_FRAMES, InterviewSession
 from ivr.stt.base import SpeechToText, SttStream, Transcript, Word
 from ivr.tts.base import TextToSpeech
 from ivr.vad import _WEBRTC_HANGOVER_MS  # the fake VAD holds on like the real one, so endpoints match
@@ -202,6 +202,8 @@ class Line:
     after_words: int = 0
     hang_up_after_words: int | None = None  # the line drops once this many of its words are said
     keys: str = ""  # pressed instead (DTMF), one key a frame
+    pause_after_words: int | None = None  # stops to think after this many words ...
+    mid_pause_ms: int = 0  # ... this long, then says the rest
 
 
 HANG_UP = Line("", hang_up_after_words=0)  # hangs up once the AI has finished (and a pause)
@@ -249,8 +251,23 @@ class FakeCandidate:
         self._hang_up_when_done = line.hang_up_after_words is not None
         self.said.append(Said(words, self.now_ms, self.now_ms, over_ai=word is not None))
         self._ai_spoke = False
-        self._speaking = frames_of(self.voice.audio(words), self.voice.sample_rate) if words else []
+        self._speaking = self._frames_of(words, line)
         self._speaking += [Dtmf(key) for key in line.keys]
+
+    def _frames_of(self, words: str, line: Line) -> list[AudioFrame | Dtmf]:
+        rate = self.voice.sample_rate
+        if not words:
+            return []
+        if line.pause_after_words is None:
+            return frames_of(self.voice.audio(words), rate)
+        first, rest = words.split()[:line.pause_after_words], words.split()[line.pause_after_words:]
+        return [*frames_of(self.voice.audio(" ".join(first)), rate),
+                *(silence(rate) for _ in range(line.mid_pause_ms // 20)),
+                *frames_of(self.voice.audio(" ".join(rest)), rate)]
+
+    @property
+    def speaking(self) -> bool:
+        return bool(self._speaking)
 
     def heard_text(self) -> str:
         """Every AI word heard, in order."""
@@ -320,7 +337,10 @@ class FakeLeg(Leg):
     async def _until_audio_ready(self, limit_s: float = 30.0) -> None:
         deadline = time.monotonic() + limit_s
         await asyncio.sleep(0)
-        while self.session.waiting_for_audio:
+        # Like the real time of a real line, which gives the recogniser time to keep up with the words (in a
+        # pause, where the turn may end, to the last frame and its partial transcript).
+        lag = STT_LAG_FRAMES if self.candidate.speaking else 0
+        while self.session.waiting_for_audio or self.session.stt_backlog > lag:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the session made no audio for {limit_s} s")
             await asyncio.sleep(0.002)

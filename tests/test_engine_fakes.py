@@ -251,6 +251,34 @@ async def test_the_time_limit_reached_mid_answer_keeps_the_answer_and_is_heard(s
     assert_stored_as_heard(store, session, who)
 
 
+# -- the end of a turn ---------------------------------------------------------------------------------
+async def test_a_finished_thought_ends_the_turn_sooner(store, sample_template, engines, tmp_path) -> None:
+    session = start(store, sample_template, engines, tmp_path)
+    who = candidate(engines, CONSENT, CONCRETE[0], HANG_UP)
+    await talk(session, who)
+    # The words up to the pause were transcribed and end on a full stop: no need to wait end_silence_ms.
+    assert [t.endpoint_delay_ms for t in session.timings] == [-(-VOICE.complete_silence_ms // 20) * 20] * 2  # whole frames
+    assert VOICE.complete_silence_ms < VOICE.end_silence_ms
+
+
+async def test_no_partial_transcript_waits_the_whole_end_silence(store, sample_template, tmp_path) -> None:
+    engines = fake_engines(stt_partials=False)  # nothing tells the turn detector what was said
+    session = start(store, sample_template, engines, tmp_path)
+    await talk(session, candidate(engines, CONSENT, HANG_UP))
+    assert [t.endpoint_delay_ms for t in session.timings] == [VOICE.end_silence_ms]
+
+
+@pytest.mark.parametrize("pause_ms", [1000, 1500])
+async def test_a_candidate_pausing_to_think_mid_answer_is_not_talked_over(store, sample_template, engines, tmp_path,
+                                                                        pause_ms) -> None:
+    answer = "I was handling a billing complaint and um then I called the customer back the next day."
+    session = start(store, sample_template, engines, tmp_path)
+    who = candidate(engines, CONSENT, Line(answer, pause_after_words=7, mid_pause_ms=pause_ms), HANG_UP)
+    await talk(session, who)
+    assert candidate_texts(store, session)[1] == answer  # one turn: the pause after "um" did not end it
+    assert len(session.timings) == 2
+
+
 # -- acknowledgements ----------------------------------------------------------------------------------
 async def test_an_acknowledgement_only_when_the_reply_is_late(store, sample_template, tmp_path) -> None:
     engines = fake_engines(llm=FakeChatModel([PHRASED], delay_s=1.0), llm_deadline_s=5.0)
@@ -259,15 +287,18 @@ async def test_an_acknowledgement_only_when_the_reply_is_late(store, sample_temp
     await talk(session, who)
     # Only the follow-up waits for the (slow) LLM; every other reply is ready at once.
     assert [t.acknowledged for t in session.timings] == [False, True, False, False]
-    assert agent_turns(store, session)[2].text == f"{ACKNOWLEDGEMENTS[0]} {PHRASED}"  # one utterance
+    said = agent_turns(store, session)[2].text  # one utterance
+    assert any(said == f"{acknowledgement} {PHRASED}" for acknowledgement in ACKNOWLEDGEMENTS), said
     assert_stored_as_heard(store, session, who)
 
 
-async def test_acknowledgements_in_a_row_are_varied(store, sample_template, tmp_path) -> None:
+async def test_acknowledgements_never_on_two_turns_running_and_varied(store, sample_template, tmp_path) -> None:
     engines = fake_engines(stt_delay_s=0.3)  # every final transcript is late: every reply is
     session = start(store, sample_template, engines, tmp_path, dataclasses.replace(VOICE, reply_deadline_ms=50))
-    who = candidate(engines, CONSENT, CONCRETE[0], CONCRETE[1], HANG_UP)
+    who = candidate(engines, CONSENT, CONCRETE[0], CONCRETE[1], CONCRETE[2], HANG_UP)
     await talk(session, who)
+    # Every reply is late, but the turn after an acknowledged one waits in silence.
+    assert [t.acknowledged for t in session.timings] == [True, False, True, False]
     said = [t.text.split()[0] for t in agent_turns(store, session)[1:]]
     acknowledged = [word for word, timing in zip(said, session.timings) if timing.acknowledged]
     assert all(a != b for a, b in zip(acknowledged, acknowledged[1:])), said

@@ -108,9 +108,11 @@ def test_whisper_incremental_decodes_during_the_turn_as_well_as_one_shot(whisper
 
     assert no_partials == []
     assert len(partials) >= 2, "a 23 s answer with pauses should be decoded in pieces while it is spoken"
-    for earlier, later in zip(partials, partials[1:]):
-        assert not later.is_final and later.text.startswith(earlier.text)
-    assert final.text.startswith(partials[-1].text)  # finish() adds the tail to what was committed
+    # A partial is what was committed plus a guess at the rest, made at a pause; a later partial may word
+    # that guess differently, with the context that came after it.
+    assert not any(partial.is_final for partial in partials)
+    # The answer ends in a pause, decoded as it began: finish() has nothing left to decode.
+    assert final.text == partials[-1].text
     assert word_error_rate(reference, final.text) <= word_error_rate(reference, one_shot.text) + 0.05, final.text
     assert_word_timings(final, len(pcm) * 1000 / WHISPER_RATE)  # pieces are placed at their offset in the stream
     assert 0.0 <= final.confidence <= 1.0

@@ -192,6 +192,9 @@ class SipLeg(Leg):
         if self.call is not None and self.call.port is not None:
             self.call.port.play(frame)
 
+    def frames_to_send(self) -> int:
+        return self.call.port.frames_wanted() if self.call is not None and self.call.port is not None else 1
+
     def clear(self) -> None:
         if self.call is not None and self.call.port is not None:
             self.call.port.clear()

@@ -22,7 +22,10 @@ from ivr.frames import AudioFrame, samples_per_frame
 
 RATE = 8000
 FRAME_BYTES = 2 * samples_per_frame(RATE)
-MAX_OUTBOUND_FRAMES = 50  # 1 s; the bridge sends one frame per frame received, so it stays near 1
+MAX_OUTBOUND_FRAMES = 50  # 1 s; the bridge keeps SEND_LEAD_FRAMES queued, so it stays near that
+# Frames kept queued ahead of pjsip's clock: the event loop may run this late (other calls' work, a busy
+# core) before the AI's speech has a gap in it; each costs 20 ms of reply latency.
+SEND_LEAD_FRAMES = 3
 REUSE_AFTER_S = 1.0  # many bridge ticks: the old call's stream is disconnected from the port by then
 
 
@@ -61,6 +64,10 @@ class FramePort(pj.AudioMediaPort):
     # -- the event loop --------------------------------------------------------------------------------
     def play(self, frame: AudioFrame) -> None:
         self.outbound.append(frame.pcm)
+
+    def frames_wanted(self) -> int:
+        """Frames to queue now to keep the lead (none while the queue is at it or above)."""
+        return max(0, SEND_LEAD_FRAMES - len(self.outbound))
 
     def clear(self) -> None:
         self.outbound.clear()

@@ -2,7 +2,9 @@
 
 Whisper decodes whole utterances, not a stream. To keep the end of a turn fast, a stream decodes what the
 candidate has said so far whenever they pause after a few seconds of speech, so finish() is left with
-only the last piece.
+only the last piece. At a shorter pause it decodes the undecoded audio as a guess, without committing it:
+the partial tells the turn detector whether the words so far are a finished thought, and when the turn
+does end at that pause, finish() returns the guess with no decoding left to do.
 """
 from __future__ import annotations
 
@@ -95,6 +97,8 @@ class WhisperStream(SttStream):
         self._pending_voiced_ms = 0.0
         self._quiet_ms = 0.0  # length of the quiet run at the end of the buffer
         self._noise_floor = math.inf
+        self._guess: tuple[str, list[Word]] | None = None  # the pending audio, decoded at the last pause
+        self._voiced_since_guess_ms = 0.0
         self._texts: list[str] = []
         self._words: list[Word] = []
         self._closed = False
@@ -112,23 +116,44 @@ class WhisperStream(SttStream):
         else:
             self._quiet_ms = 0.0
             self._pending_voiced_ms += frame.duration_ms
-        pending_ms = len(self._pending) * 500 / SAMPLE_RATE
-        if self._stt.incremental and pending_ms >= COMMIT_AFTER_MS and self._quiet_ms >= PAUSE_MS:
+            self._voiced_since_guess_ms += frame.duration_ms
+        if not self._stt.incremental or self._quiet_ms < PAUSE_MS:
+            return None
+        if len(self._pending) * 500 / SAMPLE_RATE >= COMMIT_AFTER_MS:
             return self._commit()
+        if self._voiced_since_guess_ms >= _MIN_VOICED_MS and self._pending_voiced_ms >= _MIN_VOICED_MS:
+            return self._guess_pending()
         return None
 
     def finish(self) -> Transcript:
         if self._closed:
             raise RuntimeError("finish() called twice")
         self._closed = True
-        self._decode_pending(len(self._pending))
+        if self._guess is not None and self._voiced_since_guess_ms < _MIN_VOICED_MS:
+            text, words = self._guess  # nothing said since the pause it was decoded at
+            if text:
+                self._texts.append(text)
+            self._words.extend(words)
+        else:
+            self._decode_pending(len(self._pending))
         return self._transcript(is_final=True)
+
+    def _guess_pending(self) -> Transcript:
+        """Decode all the undecoded audio at a pause and keep it, uncommitted: speech after the pause makes
+        it stale (finish() then decodes the whole piece again, with the context the guess lacked)."""
+        piece = np.frombuffer(bytes(self._pending), dtype="<i2")
+        self._guess = self._stt.decode(piece, self._pending_start * 1000 // SAMPLE_RATE)
+        self._voiced_since_guess_ms = 0.0
+        text, words = self._guess
+        return Transcript(" ".join([*self._texts, text] if text else self._texts), False,
+                          tuple([*self._words, *words]))
 
     def _commit(self) -> Transcript | None:
         """Decode the buffer up to the middle of the pause; the rest of the pause leads into the next piece."""
         keep_bytes = 2 * (PAUSE_MS // 2) * SAMPLE_RATE // 1000
         decoded = self._decode_pending(len(self._pending) - keep_bytes)
         self._pending_voiced_ms = 0.0
+        self._guess, self._voiced_since_guess_ms = None, 0.0
         return self._transcript(is_final=False) if decoded and self._texts else None
 
     def _decode_pending(self, nbytes: int) -> bool:

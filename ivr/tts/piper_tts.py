@@ -61,6 +61,7 @@ class PiperTts(TextToSpeech):
         """Yield int16 mono chunks at `sample_rate`, each synthesized only when the previous was taken."""
         gain: float | None = None
         spoken = 0  # phoneme symbols synthesized so far in this text
+        started = False  # the first chunk loses the model's lead-in silence: it only delays the first word
         for sentence in self._voice.phonemize(text):
             for piece in _pieces(sentence, spoken):
                 audio = self._voice.phoneme_ids_to_audio(self._voice.phonemes_to_ids(piece), self._synthesis)
@@ -70,7 +71,22 @@ class PiperTts(TextToSpeech):
                     if peak < 1e-4:  # silence from the model: nothing to scale by yet
                         continue
                     gain = _TARGET_PEAK / peak
-                yield np.clip(audio * (gain * _INT16_MAX), -_INT16_MAX, _INT16_MAX).astype(np.int16)
+                pcm = np.clip(audio * (gain * _INT16_MAX), -_INT16_MAX, _INT16_MAX).astype(np.int16)
+                if not started:
+                    pcm, started = _without_lead_in(pcm, self.sample_rate), True
+                yield pcm
+
+
+def _without_lead_in(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The audio from LEAD_IN_KEEP_MS before its first loud sample (Piper starts 40-170 ms quiet)."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > _LEAD_IN_LOUD)
+    if not loud.size:
+        return pcm
+    return pcm[max(0, int(loud[0]) - _LEAD_IN_KEEP_MS * sample_rate // 1000):]
+
+
+_LEAD_IN_LOUD = 300  # int16 amplitude: speech, not the model's breath noise
+_LEAD_IN_KEEP_MS = 10  # a word's onset is softer than its peak: keep a little before it
 
 
 def _pieces(sentence: list[str], spoken: int) -> list[list[str]]:
