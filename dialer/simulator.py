@@ -1,7 +1,8 @@
 """A simulated candidate: listens to the AI like a person on the phone and speaks scripted answers in a
 Piper voice sent through G.711, after the AI has finished and a natural pause. Scripts can interrupt,
 fall silent or hang up early. The demo, the tests and the benchmarks call it; `run_call` connects one to
-an InterviewSession in-process, and the SIP channel puts it behind a real phone.
+an InterviewSession in-process over a `SimulatedLine` (a Leg, joined by the same `bridge` as every
+channel), and the SIP channel puts it behind a real phone.
 """
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from config.settings import TtsSettings
+from dialer.leg import Leg, LegEvent, LineEnded, bridge
 from ivr.frames import AudioFrame, frames_of, silence
 from ivr.g711 import ulaw_decode, ulaw_encode
 from ivr.resample import resample
+from ivr.session import STT_LAG_FRAMES, ClearPlayback, Hangup
 
 CANDIDATE_LENGTH_SCALE = 1.1  # slower than the interviewer, so the two voices differ in recordings
 SPEECH_RMS = 300.0  # louder than this is the AI talking (line noise after G.711 is far below)
@@ -229,46 +232,67 @@ def rms(frame: AudioFrame) -> float:
     return float(np.sqrt(np.mean(frame.as_array().astype(np.float64) ** 2)))
 
 
+class SimulatedLine(Leg):
+    """The line to a simulated candidate in-process, as a Leg for `bridge`: each frame the candidate says
+    answers the frame it last heard. `realtime` paces frames on the wall clock like a real leg (for
+    benchmarks); otherwise the line waits whenever the session is still working out what to say (or its
+    speech recogniser is behind), so tests run faster than real time and see the same media-time timers.
+    `controls` collects what the session asked the line to do (clear, hang up)."""
+
+    def __init__(self, session, candidate: SimulatedCandidate, *, realtime: bool = False,
+                 max_media_ms: int = 15 * 60_000, controls: list | None = None) -> None:
+        self.session, self.candidate, self.realtime = session, candidate, realtime
+        self.sample_rate = session.sample_rate
+        self.max_media_ms, self.controls = max_media_ms, controls
+        self.ended: str | None = None
+        self._heard = silence(self.sample_rate)
+        self._started = time.monotonic()
+
+    async def receive(self) -> LegEvent:
+        if self.ended is None:
+            if self.realtime:
+                await asyncio.sleep(max(0.0, self._started + self.session.media_ms / 1000 - time.monotonic()))
+            else:
+                await _until_ready(self.session)
+            if self.session.media_ms >= self.max_media_ms:
+                self.ended = "media_limit"
+        if self.ended is not None:
+            return LineEnded(self.ended)
+        said = self.candidate.step(self._heard)
+        self._heard = silence(self.sample_rate)
+        if said is None:  # the script hangs up
+            self.ended = "remote_hangup"
+            return LineEnded(self.ended)
+        return said
+
+    def send(self, frame: AudioFrame) -> None:
+        self._heard = frame
+
+    def clear(self) -> None:
+        self._note(ClearPlayback())
+
+    async def hang_up(self, reason: str) -> None:
+        self._note(Hangup(reason))
+
+    def _note(self, command: object) -> None:
+        if self.controls is not None:
+            self.controls.append(command)
+
+
 async def run_call(session, candidate: SimulatedCandidate, *, realtime: bool = False,
                    max_media_ms: int = 15 * 60_000, controls: list | None = None) -> str:
-    """Connect a candidate to an InterviewSession frame by frame, like a phone line; returns the
-    interview's final status. realtime=True paces frames on the wall clock like a real leg (for
-    benchmarks); otherwise the line pauses whenever the session is still working out what to say, so
-    tests run faster than real time and see the same timers."""
-    from ivr.session import Hangup
-    conversation = asyncio.create_task(session.run())
-    started = time.monotonic()
-    try:
-        while not conversation.done() and session.media_ms < max_media_ms:
-            if not session.control.empty():
-                command = session.control.get_nowait()
-                if controls is not None:
-                    controls.append(command)
-                if isinstance(command, Hangup):
-                    break
-            if realtime:
-                await asyncio.sleep(max(0.0, started + session.media_ms / 1000 - time.monotonic()))
-            else:
-                await _until_ready(session, conversation)
-            heard = session.pull_audio()
-            said = candidate.step(heard)
-            if said is None:
-                session.remote_hangup()
-                break
-            session.push_audio(said)
-        return await asyncio.wait_for(conversation, timeout=120)
-    finally:
-        if not conversation.done():
-            conversation.cancel()
+    """Connect a candidate to an InterviewSession over a SimulatedLine, like a phone line; returns the
+    interview's final status."""
+    line = SimulatedLine(session, candidate, realtime=realtime, max_media_ms=max_media_ms, controls=controls)
+    return await bridge(session, line, silence_timeout_s=120)
 
 
-async def _until_ready(session, conversation: asyncio.Task, limit_s: float = 60.0) -> None:
+async def _until_ready(session, limit_s: float = 60.0) -> None:
     """Fast mode: wait while the session has no audio ready yet for the candidate to hear, or while its
     speech recogniser is behind the line (it is decoding at a pause): in real time it would have kept up."""
-    from ivr.session import STT_LAG_FRAMES
     deadline = time.monotonic() + limit_s
     await asyncio.sleep(0)
-    while (session.waiting_for_audio or session.stt_backlog > STT_LAG_FRAMES) and not conversation.done():
+    while session.waiting_for_audio or session.stt_backlog > STT_LAG_FRAMES:
         if time.monotonic() > deadline:
             raise TimeoutError("the session produced no audio for 60 s")
         await asyncio.sleep(0.005)
