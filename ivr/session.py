@@ -30,7 +30,8 @@ from config.templates import InterviewTemplate
 from ivr.answers import Intent, detect_intent, is_backchannel
 from ivr.engines import VoiceEngines
 from ivr.frames import AudioFrame, FrameChunker, frames_of
-from ivr.interviewer import Interviewer, Reply, ResumePoint, first_name, opening_sentences, scripted_lines
+from ivr.interviewer import (InterviewState, Interviewer, Reply, ResumePoint, first_name, opening_sentences,
+                             scripted_lines)
 from ivr.phrasing import FollowUpPhraser
 from understanding.listener import Listener
 from ivr.playback import Playback, Utterance
@@ -50,6 +51,7 @@ FIXED_KINDS = frozenset({"reprompt", "goodbye"})  # replies whose wording never 
 # Played from whole-sentence audio made beforehand: no silent gap can open inside them under load (the
 # opening is made while the phone rings, see opening_of).
 PREMADE_KINDS = FIXED_KINDS | {"greeting"}
+OPEN_ANSWER_WORDS = 12  # fewer words than this, in answer to an interview question, is an answer just begun
 STT_LAG_FRAMES = 2  # the recogniser this far behind the line is decoding, not just between two frames
 TALKED_OVER_GRACE_MS = 600  # a reply begun this close to a prompt's end still heard the prompt
 POLITE_END_QUIET_WAIT_S = 5.0  # end_politely runs inside the server's shutdown budget: a short wait to be heard
@@ -344,10 +346,16 @@ class InterviewSession:
         if self._stt is not job:
             return  # the turn has ended (or was dropped) since this was decoded
         self._partial = text
-        hesitant = trails_off(text)
+        hesitant = trails_off(text) or self._answer_just_begun(text)
         self.endpointer.hold(hesitant)
         if not hesitant:
             self.endpointer.complete_through(heard_until_ms)
+
+    def _answer_just_begun(self, text: str) -> bool:
+        """A sentence or two into the answer to an interview question ("I can work evenings."): people pause
+        there to go on, so it gets a hesitant speaker's time. A question of their own does not wait."""
+        return self.interviewer.state is InterviewState.QUESTIONS and len(text.split()) < OPEN_ANSWER_WORDS \
+            and not text.rstrip().endswith("?")
 
     def _drop_stt(self) -> None:
         if self._stt is not None:
@@ -556,9 +564,9 @@ class InterviewSession:
         watchdog = asyncio.create_task(self._watch_stalled_line())
         try:
             loop = asyncio.get_running_loop()
-            # Ready before the first word (instant when made while the phone rang): the opening plays whole.
-            await loop.run_in_executor(self.engines.executor, self.phrases.warm,
-                                       (*self._opening, *ACKNOWLEDGEMENTS))
+            # The opening's sentences in order (already made if the phone rang long enough): its first word
+            # plays as soon as its first sentence is ready, the rest are made while that one plays.
+            loop.run_in_executor(self.engines.executor, self.phrases.warm, (*self._opening, *ACKNOWLEDGEMENTS))
             # The template's fixed lines are made while the greeting plays, once per process.
             loop.run_in_executor(self.engines.executor, self.phrases.warm, self._fixed_phrases)
             reply = self.interviewer.opening()

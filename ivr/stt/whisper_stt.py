@@ -29,6 +29,10 @@ _QUIET_FLOOR_RMS = 150.0
 _NOISE_MARGIN = 3.0
 _MIN_VOICED_MS = 100  # a piece with less loud audio is silence or a click: Whisper would invent words for it
 
+# Decodes one model runs at once (CTranslate2 queues the rest): a media worker has up to 4 calls, and one
+# call's final transcript must not wait behind another's guess at a pause.
+PARALLEL_DECODES = 2
+
 _models: dict[tuple[str, str, int], WhisperModel] = {}
 _models_lock = threading.Lock()
 
@@ -53,7 +57,8 @@ def load_whisper_model(path: Path, compute_type: str, threads: int) -> WhisperMo
     key = (str(path.resolve()), compute_type, threads)
     with _models_lock:
         if key not in _models:
-            _models[key] = WhisperModel(str(path), device="cpu", compute_type=compute_type, cpu_threads=threads)
+            _models[key] = WhisperModel(str(path), device="cpu", compute_type=compute_type, cpu_threads=threads,
+                                        num_workers=PARALLEL_DECODES)
         return _models[key]
 
 
