@@ -483,7 +483,7 @@ async def main() -> int:
                 failed.append(f"{calls} calls: {problem}")
     print_summary(summaries)
     if failed:
-        print(f"\nbench failed: not every call completed ({'; '.join(failed)})", file=sys.stderr)
+        print(f"\nbench failed: a call did not run whole ({'; '.join(failed)})", file=sys.stderr)
         return 1
     return 0
 
