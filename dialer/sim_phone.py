@@ -8,6 +8,12 @@ a beep, then it records); `--assign USER=SCRIPT[,SCRIPT...]` maps other users (p
 (or to `voicemail`), the Nth call to USER playing the Nth script (a redial); any other user gets the first.
 It prints `ready` once listening, then one JSON line per finished call (what it said, when), and writes
 what it heard from the AI to --record-dir/<call-n>.wav. It stops on SIGTERM or when stdin closes.
+
+Times in a call's report are ms on the candidate's media clock (20 ms per frame received, the clock of
+SimulatedCandidate.now_ms): `ai_onsets_ms` (AI speech after >= ONSET_QUIET_MS of quiet), `ai_segments_ms`
+([onset, offset] of each stretch of AI speech; it ends at its last loud frame once ONSET_QUIET_MS of quiet
+follow), `answered_ms` (the moment the phone sent 200 OK, on that clock: the clock starts with the first
+frame received, a little later, so it is usually negative) and `said` (the answers, their pauses included).
 """
 from __future__ import annotations
 
@@ -28,7 +34,8 @@ import numpy as np
 import pjsua2 as pj
 
 from dialer.leg import LineEnded
-from dialer.simulator import SAMPLE_SCRIPTS, SPEECH_RMS, CandidateScript, SimulatedCandidate, candidate_audio, rms
+from dialer.simulator import (SAMPLE_SCRIPTS, SPEECH_RMS, CandidateScript, SimulatedCandidate, answer_audio,
+                              candidate_audio, rms)
 from dialer.sip.call import SipCall
 from dialer.sip.media import ports
 from dialer.sip.endpoint import EndpointPlan, account_config, poll_forever, start_endpoint
@@ -114,6 +121,7 @@ class SimulatedPhone:
                 report["answered"] = 180
                 return
             await asyncio.sleep(RING_MS / 1000)
+            answered_at = self.loop.time()  # the candidate picks up: 200 OK
             call.answer_now(200)
             if script_name == VOICEMAIL:
                 report.update({"answered": 200, "script": VOICEMAIL})
@@ -121,7 +129,7 @@ class SimulatedPhone:
                 return
             script = self.scripts.get(script_name, self.default)
             report.update({"answered": 200, "script": script.name})
-            report["said"] = await self._talk(call, script, number, report)
+            report["said"] = await self._talk(call, script, number, report, answered_at)
         finally:
             call.hang_up_now()
             with contextlib.suppress(TimeoutError):
@@ -164,10 +172,12 @@ class SimulatedPhone:
                 out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
                 out.writeframes(bytes(heard))
 
-    async def _talk(self, call: SipCall, script: CandidateScript, number: int, report: dict) -> list[dict]:
+    async def _talk(self, call: SipCall, script: CandidateScript, number: int, report: dict,
+                    answered_at: float) -> list[dict]:
         candidate = SimulatedCandidate(script)
         heard = bytearray()
         onsets: list[int] = report.setdefault("ai_onsets_ms", [])  # when AI speech began, after a pause
+        segments: list[list[int]] = report.setdefault("ai_segments_ms", [])  # [onset, offset] of AI speech
         quiet_ms = 1000
         deadline = self.loop.time() + self.max_call_s
         try:
@@ -181,11 +191,15 @@ class SimulatedPhone:
                     break
                 if not isinstance(event, AudioFrame):
                     continue
+                if "answered_ms" not in report:  # this first frame ends at media 20 ms
+                    report["answered_ms"] = round(20 - (self.loop.time() - answered_at) * 1000)
                 heard += event.pcm
                 said = candidate.step(event)
                 if rms(event) > SPEECH_RMS:
                     if quiet_ms >= ONSET_QUIET_MS:
                         onsets.append(candidate.now_ms)
+                        segments.append([candidate.now_ms, candidate.now_ms])
+                    segments[-1][1] = candidate.now_ms
                     quiet_ms = 0
                 else:
                     quiet_ms += 20
@@ -196,6 +210,9 @@ class SimulatedPhone:
                 call.leg.send(said)
         finally:
             self._save_heard(number, heard)
+            if "answered_ms" in report:  # wall time not covered by frames (lost or late RTP): the clock's lag
+                report["clock_lag_ms"] = round((self.loop.time() - answered_at) * 1000 + report["answered_ms"]
+                                               - candidate.now_ms)
         return [dataclasses.asdict(answer) for answer in candidate.said]
 
 
@@ -211,7 +228,7 @@ async def main_async(args: argparse.Namespace) -> None:
     scripts = load_scripts(args.scripts)
     for script in scripts.values():  # synthesize every answer now, never during a call
         for text in script.answers:
-            candidate_audio(text)
+            answer_audio(text)
     plan = EndpointPlan(args.address, args.port, args.rtp_port, 100)
     endpoint = start_endpoint(plan)
     assigned = dict(item.split("=", 1) for item in args.assign)

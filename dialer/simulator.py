@@ -3,12 +3,17 @@ Piper voice sent through G.711, after the AI has finished and a natural pause. S
 fall silent or hang up early. The demo, the tests and the benchmarks call it; `run_call` connects one to
 an InterviewSession in-process over a `SimulatedLine` (a Leg, joined by the same `bridge` as every
 channel), and the SIP channel puts it behind a real phone.
+
+An answer may pause mid-way: "<1200>" in its text is 1,200 ms of silence there (a candidate thinking, the
+turn not over); each SpokenAnswer notes where its pauses lay, so a benchmark can tell whether the AI spoke
+into one.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,6 +33,8 @@ from ivr.session import STT_LAG_FRAMES, ClearPlayback, Hangup
 CANDIDATE_LENGTH_SCALE = 1.1  # slower than the interviewer, so the two voices differ in recordings
 SPEECH_RMS = 300.0  # louder than this is the AI talking (line noise after G.711 is far below)
 BACKCHANNEL = "Mm-hmm."
+PAUSE_MARK = re.compile(r"\s*<(\d+)>\s*")  # "<1200>" in an answer: that many ms of silence mid-answer
+MID_PAUSE_MIN_MS = 600  # quiet this long between an answer's words is a mid-answer pause (Piper's own are shorter)
 
 
 @cache
@@ -59,6 +66,21 @@ def candidate_audio(text: str, rate: int = 8000, *, telephone: bool = True) -> n
         np.save(out, pcm)
     os.replace(partial, path)
     return pcm
+
+
+def answer_audio(text: str, rate: int = 8000) -> np.ndarray:
+    """An answer's speech (candidate_audio), with each "<ms>" mark in its text as that much silence."""
+    parts = PAUSE_MARK.split(text)  # words, ms, words, ms, words ...
+    pieces = [candidate_audio(part, rate) if i % 2 == 0 else np.zeros(int(part) * rate // 1000, dtype=np.int16)
+              for i, part in enumerate(parts) if part.strip()]
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
+
+
+def mid_pauses(loud: list[int], frame_ms: int = 20) -> list[tuple[int, int]]:
+    """Quiet stretches of at least MID_PAUSE_MIN_MS between loud frames (their indices, in order), as
+    (start, end) ms from the first frame."""
+    return [((a + 1) * frame_ms, b * frame_ms) for a, b in zip(loud, loud[1:])
+            if (b - a - 1) * frame_ms >= MID_PAUSE_MIN_MS]
 
 
 @dataclass(frozen=True)
@@ -122,6 +144,7 @@ class SpokenAnswer:
     end_ms: int  # when its audio ended, trailing quiet included
     barged_in: bool
     last_word_ms: int = 0  # when its last loud frame ended: where "the candidate stopped speaking"
+    pauses_ms: list[tuple[int, int]] = field(default_factory=list)  # mid-answer pauses: quiet from, to
 
 
 @dataclass
@@ -202,10 +225,11 @@ class SimulatedCandidate:
 
     def _start_answer(self, index: int, *, barged_in: bool) -> None:
         text = self.script.answers[index]
-        self._speaking = frames_of(candidate_audio(text, self.sample_rate), self.sample_rate)
+        self._speaking = frames_of(answer_audio(text, self.sample_rate), self.sample_rate)
         loud = [i for i, frame in enumerate(self._speaking) if rms(frame) > SPEECH_RMS]
         last_word_ms = self.now_ms + 20 * (loud[-1] + 1 if loud else 0)
-        self.said.append(SpokenAnswer(text, self.now_ms, self.now_ms, barged_in, last_word_ms))
+        pauses = [(self.now_ms + a, self.now_ms + b) for a, b in mid_pauses(loud)]
+        self.said.append(SpokenAnswer(text, self.now_ms, self.now_ms, barged_in, last_word_ms, pauses))
         self._heard_ai, self._wait_ms = False, None
 
 

@@ -1,5 +1,10 @@
 """What the AI is saying right now: queued 20 ms frames for one utterance at a time, and an account of
-how much of each sentence was actually played, so a barge-in stores only the words the candidate heard."""
+how much of each sentence was actually played, so a barge-in stores only the words the candidate heard.
+
+It also counts underruns: frames the line pulled while an utterance that had begun playing was still
+going (not paused, not interrupted, more to come) and nothing was queued, i.e. silence the candidate
+hears inside one utterance because synthesis fell behind. `underruns()` gives the longest such run of
+each utterance, for benchmarks (bench/sip_latency.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -27,6 +32,20 @@ class Utterance:
     closed: bool = False  # no more sentences will be added
     reply_from: int | None = None  # index of the first sentence of the reply (after an acknowledgement)
     done: asyncio.Event = field(default_factory=asyncio.Event)  # played to the end, interrupted or replaced
+    number: int = 0  # 1 for the call's first utterance (the greeting), then 2, 3 ...
+    longest_underrun_ms: int = 0  # the longest silence between two of its played frames, synthesis behind
+    join_underrun_ms: int = 0  # ... the one right before the reply's first frame, after an acknowledgement
+    underrun_ms: int = 0  # the silence running now; counted only once a frame follows it
+
+    def note_frame(self, sentence: "Sentence") -> None:
+        """A frame of `sentence` is played: a silence before it that lay inside the utterance is a gap."""
+        if self.underrun_ms:
+            self.longest_underrun_ms = max(self.longest_underrun_ms, self.underrun_ms)
+            reply = self.sentences[self.reply_from] if self.reply_from and self.reply_from < len(self.sentences) \
+                else None
+            if sentence is reply and not sentence.played:
+                self.join_underrun_ms = self.underrun_ms
+        self.underrun_ms = 0
 
     def spoken_text(self) -> str:
         """The words played so far; a sentence cut mid-way keeps the share of words that was played."""
@@ -57,6 +76,7 @@ class Playback:
         self.current: Utterance | None = None
         self.paused = False  # the candidate started talking: hold the rest until we know it's a barge-in
         self.begun = 0  # utterances begun so far: tells a new utterance from the one before
+        self._finished: list[Utterance] = []  # replaced utterances, for underruns()
 
     @property
     def queued(self) -> int:
@@ -77,11 +97,19 @@ class Playback:
     def begin(self) -> Utterance:
         if self.current is not None:
             self.current.done.set()  # replaced: whoever waits on it must not wait for the new one
+            self._finished.append(self.current)
         self._frames.clear()
         self.paused = False
         self.begun += 1
-        self.current = Utterance()
+        self.current = Utterance(number=self.begun)
         return self.current
+
+    def underruns(self) -> list[dict[str, int]]:
+        """Per utterance that played: its number (1 = the greeting), its longest underrun and the one that
+        joined an acknowledgement to the reply (ms)."""
+        utterances = [*self._finished, *([self.current] if self.current is not None else [])]
+        return [{"utterance": u.number, "longest_ms": u.longest_underrun_ms, "join_ms": u.join_underrun_ms}
+                for u in utterances if u.started_ms is not None]
 
     def add_sentence(self, utterance: Utterance, text: str) -> Sentence:
         sentence = Sentence(text)
@@ -110,8 +138,11 @@ class Playback:
 
     def pull(self, now_ms: int) -> AudioFrame:
         if not self._frames or self.paused:
+            self._count_underrun()
             return silence(self.sample_rate)  # underrun or idle: the line carries silence, never stalls
         frame, sentence = self._frames.popleft()
+        if self.current is not None:
+            self.current.note_frame(sentence)
         sentence.played += frame.samples
         if self.current is not None:
             if self.current.started_ms is None:
@@ -119,6 +150,14 @@ class Playback:
             self.current.ended_ms = now_ms + 20
             self._settle()
         return frame
+
+    def _count_underrun(self) -> None:
+        """Silence pulled inside an utterance that has begun and has more to come (not before its first
+        frame: that wait is latency, not a gap)."""
+        u = self.current
+        if u is None or self.paused or u.started_ms is None or self.current_finished:
+            return
+        u.underrun_ms += 20
 
     def interrupt(self) -> Utterance | None:
         """Barge-in: drop everything not yet played, at once."""

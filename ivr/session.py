@@ -90,6 +90,7 @@ class TurnTiming:
     first_audio_ms: float | None = None  # first AI frame on the wire (an acknowledgement or the reply)
     reply_audio_ms: float | None = None  # first frame of the reply itself
     acknowledged: bool = False
+    ack_text: str | None = None  # the acknowledgement's words, to tell whether they vary from turn to turn
 
     @property
     def total_ms(self) -> float | None:
@@ -461,7 +462,7 @@ class InterviewSession:
         utterance = self.playback.begin()
         sentence = self.playback.add_sentence(utterance, text)
         self.playback.enqueue(utterance, sentence, frames_of(self.phrases.get(text), self.sample_rate), last=True)
-        timing.acknowledged = True
+        timing.acknowledged, timing.ack_text = True, text
 
     def _note_first_audio(self, utterance: Utterance) -> None:
         timing = self._pending

@@ -36,6 +36,8 @@ class CallResult:
     interview_id: str
     status: str
     sip_code: int | None  # the INVITE's last SIP status (486, 603, 200 ...), None if no response
+    # per AI utterance: its longest playback underrun (ivr/playback.py Playback.underruns), for benchmarks
+    underruns: tuple[dict, ...] = field(default=(), compare=False)
 
 
 @dataclass(eq=False)  # workers are compared by identity
@@ -240,7 +242,8 @@ class MediaWorkerPool:
         elif op == "done":
             worker.inbound.discard(message.get("key"))
             done = worker.calls.pop(message["interview_id"], None)
-            result = CallResult(message["interview_id"], message["status"], message.get("code") or None)
+            result = CallResult(message["interview_id"], message["status"], message.get("code") or None,
+                                tuple(message.get("underruns") or ()))
             if done is not None and not done.done():
                 done.set_result(result)
             self._notify(message["interview_id"], message["status"])

@@ -3,8 +3,9 @@ that runs each answered call's InterviewSession over its SipLeg.
 
 The pool (pool.py) sends {"op": "dial", "interview_id", "target", "mode"?}, {"op": "end", "reason"} (every answered
 call says a short goodbye and hangs up: partial) and {"op": "stop"} over a pipe and gets back {"op": "ready"},
-{"op": "state", ...} and {"op": "done", "interview_id", "key", "status", "code", "timings"} (timings: the
-session's TurnTiming per reply, as dicts, for the server's metrics). The pool
+{"op": "state", ...} and {"op": "done", "interview_id", "key", "status", "code", "timings", "underruns"} (timings:
+the session's TurnTiming per reply, as dicts, for the server's metrics; underruns: each AI utterance's longest
+playback underrun, for benchmarks). The pool
 has already moved the interview to `dialing` (its claim); the worker writes every later status itself.
 A recruiter-led call (`"mode": "recruiter"`, dialer/recruiter_link.py) runs no session until handed over: the
 candidate's voice goes up as {"op": "audio", "interview_id", "pcm"} (20 ms, 8 kHz), the recruiter's comes
@@ -217,8 +218,9 @@ class MediaWorker:
             self.leftovers.append(call)
         session = self.sessions.pop(key, None)
         timings = [{**dataclasses.asdict(t), "total_ms": t.total_ms} for t in session.timings] if session else []
+        underruns = session.playback.underruns() if session else []
         self._tell({"op": "done", "interview_id": key if status is not None else None, "key": key,
-                    "status": str(status), "code": call.status_code, "timings": timings})
+                    "status": str(status), "code": call.status_code, "timings": timings, "underruns": underruns})
 
     async def _dial_and_talk(self, iid: str, target: str, call: SipCall, recruiter: bool = False) -> str:
         try:
