@@ -35,10 +35,9 @@ def declared_layers() -> dict[str, set[str]]:
     return parse_layers((ROOT / "ARCHITECTURE.md").read_text().splitlines())
 
 
-def owner(module: str, layers: dict[str, set[str]]) -> str | None:
+def owner(module: str, layers: dict[str, set[str]]) -> str:
     """The longest row that holds a module: `server.api.auth` is `server.api`'s, `server.http` is `server`'s."""
-    rows = [row for row in layers if module == row or module.startswith(row + ".")]
-    return max(rows, key=len, default=None)
+    return max((row for row in layers if module == row or module.startswith(row + ".")), key=len)
 
 
 def wrong_imports(graph: dict[str, set[str]], layers: dict[str, set[str]]) -> list[str]:
