@@ -92,7 +92,7 @@ class TwilioBench:
     async def interview(self, store: SessionStore, template, script: CandidateScript):
         from twilio_double import Callee, twilio_interview
 
-        from server.twilio_endpoints import place_call
+        from server.channels.twilio_endpoints import place_call
         from server.voice import VOICE
         interview_id = twilio_interview(store, template, BENCH_PHONE, name="Bench Candidate")
         self.double.callees[BENCH_PHONE] = Callee(script)

@@ -1,6 +1,6 @@
 """How soon a candidate's answer shows in the copilot pane of a recruiter-led call: the media worker's
 work after the end of the turn (Whisper on the 8 kHz answer, then the per-answer evaluator), per answer.
-The pane then picks it up within one server-sent-events poll (server.admin SSE_POLL_S, 1 s).
+The pane then picks it up within one server-sent-events poll (server.admin.dashboard SSE_POLL_S, 1 s).
 
 Answers: every candidate answer of the simulator's sample scripts, in a Piper voice through G.711-band
 8 kHz audio (dialer.simulator.candidate_audio), against the sample template's factors in turn.

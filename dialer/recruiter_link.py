@@ -1,4 +1,4 @@
-"""A recruiter-led call, in the media worker that holds the candidate's SIP leg (server/recruiter_call.py
+"""A recruiter-led call, in the media worker that holds the candidate's SIP leg (server/admin/recruiter_call.py
 starts it; the AI says nothing). Audio is relayed both ways: each frame from the candidate goes up the pool's
 pipe to the recruiter's browser and is answered with one frame of the recruiter's voice from the pipe (or
 silence), so the candidate's line paces both directions, as in `dialer.leg.bridge`. Each side is heard on

@@ -1,4 +1,4 @@
-"""The web leg: a candidate's browser on a WebSocket (server/web_channel.py admits it, then hands it here).
+"""The web leg: a candidate's browser on a WebSocket (server/channels/web_channel.py admits it, then hands it here).
 
 Wire format, both ways. Binary messages are PCM16 little-endian mono at 16 kHz, of any whole-sample
 length; they are re-cut here into 20 ms frames. Text messages are JSON control. The browser may send

@@ -10,7 +10,7 @@ __all__ = ["Position", "EvaluationFactor", "Candidate", "Campaign", "Interview",
            "WebhookEndpoint", "WebhookDelivery", "ApiKey", "CallAttempt", "Invitation", "CHANNELS", "ROLES"]
 
 CHANNELS = ("sip", "twilio", "web")
-ROLES = ("agent", "candidate")  # who an integrator's posted turns may come from (server/api_turns.py)
+ROLES = ("agent", "candidate")  # who an integrator's posted turns may come from (server/api/turns.py)
 TURN_ROLES = (*ROLES, "recruiter")  # every stored turn: a recruiter speaks on a recruiter-led call
 
 

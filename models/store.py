@@ -195,7 +195,7 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations, RecruiterCalls):
                          campaign_id: str | None = None, rerun_of: str | None = None,
                          led_by: str | None = None) -> tuple[Interview, str]:
         """Returns the interview and its join token; only the token's hash is stored. `led_by="recruiter"`:
-        a recruiter's live call (server/recruiter_call.py), dialed by the recruiter's page, never by a dialer."""
+        a recruiter's live call (server/admin/recruiter_call.py), dialed by the recruiter's page, never by a dialer."""
         token = secrets.token_urlsafe(32)
         now, iid = self.now(), new_id("int")
         with immediate(self.db):
@@ -373,7 +373,7 @@ class SessionStore(CampaignDialing, InboundCalls, Invitations, RecruiterCalls):
             "SELECT * FROM turns WHERE interview_id = ? ORDER BY turn_number", [iid])]
 
     def correct_turn(self, iid: str, turn_number: int, text: str) -> Turn:
-        """Replace a stored turn's text (an integrator's correction, server/api_turns.py); only while the
+        """Replace a stored turn's text (an integrator's correction, server/api/turns.py); only while the
         interview is in progress, like adding one."""
         with immediate(self.db):
             interview = self.get_interview(iid)

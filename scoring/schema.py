@@ -1,5 +1,5 @@
 """The JSON Schema (OpenAPI 3.0 dialect: `nullable`) of a scorecard's `data` as the REST API shows it
-(camelCase keys; the store keeps them snake_case). server/api_interviews.py puts it in the OpenAPI
+(camelCase keys; the store keeps them snake_case). server/api/interviews.py puts it in the OpenAPI
 document; tests validate real scorecards against it."""
 from __future__ import annotations
 

@@ -6,11 +6,13 @@ from aiohttp import web
 from config.settings import Settings
 from ivr.engines import VoiceEngines
 from models.store import SessionStore
-from server import api_campaigns, api_candidates, api_interviews, api_positions, api_webhooks, openapi
-from server import admin, recruiter_call, twilio_endpoints, twilio_inbound, twilio_messages, web_channel
-from server import health, metrics, recording_urls
-from server import api_dnc, api_invitations, api_turns, campaign_link
-from server.auth import ROUTE_SCOPES, auth_middleware
+from server.api import campaigns as api_campaigns, candidates as api_candidates, interviews as api_interviews
+from server.api import positions as api_positions, webhooks as api_webhooks, openapi, recording_urls
+from server.api import dnc as api_dnc, invitations as api_invitations, turns as api_turns
+from server.admin import dashboard as admin, recruiter_call
+from server.channels import campaign_link, twilio_endpoints, twilio_inbound, twilio_messages, web_channel
+from server import health, metrics
+from server.api.auth import ROUTE_SCOPES, auth_middleware
 from server.errors import error_middleware, quiet_malformed_requests
 from server.jobs import ROLE, start_background_jobs
 from server.http import API_ROUTE_TABLE, SETTINGS, STORE, Handler, Route

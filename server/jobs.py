@@ -55,7 +55,7 @@ async def dial_forever(app: web.Application) -> None:
     settings = app[SETTINGS]
     twilio_calls = None
     if settings.twilio.enabled:  # the REST client the status callbacks hang up with, made once
-        from server.twilio_endpoints import calls_of
+        from server.channels.twilio_endpoints import calls_of
         twilio_calls = calls_of(app)
     job = DialingJob(settings, app[STORE], twilio_calls=twilio_calls, on_state=app[METRICS].status_changed,
                      on_done=app[METRICS].call_done)

@@ -14,7 +14,7 @@ from models.store import SessionStore
 from postgres import PgCluster, pg_bin_dir
 from requirements import require
 from server.app import make_app
-from server.auth import SCOPES
+from server.api.auth import SCOPES
 
 
 @pytest.fixture(scope="session")

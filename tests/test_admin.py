@@ -17,7 +17,7 @@ from browser import ANSWER, CONSENT, artifact, chromium, short_template
 from config.settings import Settings
 from dialer.sip.pool import MediaWorkerPool
 from models.store import SessionStore
-from server.admin_auth import ADMIN, COOKIE, MAX_FAILURES
+from server.admin.auth import ADMIN, COOKIE, MAX_FAILURES
 from server.app import make_app
 from sip_harness import sim_phone, sip_settings
 

@@ -9,7 +9,7 @@ import pytest
 
 from config.templates import InterviewTemplate, parse_template, sample_template_path
 from server.http import camelize, snakeify
-from server.schemas import COMPONENTS
+from server.api.schemas import COMPONENTS
 
 BASE = "/api/v1/positions"
 

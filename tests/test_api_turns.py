@@ -1,4 +1,4 @@
-"""The integrator's path (server/api_turns.py) over a live loopback server, a real SQLite file and the real
+"""The integrator's path (server/api/turns.py) over a live loopback server, a real SQLite file and the real
 understanding models: post turns, read the history, correct a turn, finalize into a scorecard."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from models.lifecycle import Status
 from models.store import SessionStore
-from server import api_turns
+from server.api import turns as api_turns
 
 INTERVIEWS = "/api/v1/interviews"
 

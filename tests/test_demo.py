@@ -14,7 +14,7 @@ from dialer.simulator import SAMPLE_SCRIPTS, connected_interview
 from dialer.sip.pool import WORKER_LOST
 from models.lifecycle import Status
 from scoring.scorecard import score_interview
-from server.demo_verdict import DEMO_CANDIDATES, ScriptedCandidate, interview_problem
+from server.cli.demo_verdict import DEMO_CANDIDATES, ScriptedCandidate, interview_problem
 
 REPO = Path(__file__).resolve().parents[1]
 CONCRETE, VAGUE, HANGS_UP = (DEMO_CANDIDATES[n] for n in ("+14155550100", "+14155550101", "+447700900123"))
@@ -102,7 +102,7 @@ def test_the_demo_exits_non_zero_naming_the_crashed_worker(tmp_path: Path) -> No
 
 
 def test_each_number_the_demo_calls_has_a_known_script() -> None:
-    from server.demo import SAMPLE_CSV
+    from server.cli.demo import SAMPLE_CSV
     csv_numbers = {re.sub(r"[^+\d]", "", row["phone"]) for row in csv.DictReader(SAMPLE_CSV.open())}
     assert set(DEMO_CANDIDATES) <= csv_numbers
     assert {meant.script for meant in DEMO_CANDIDATES.values()} <= set(ANSWERS)

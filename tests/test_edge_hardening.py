@@ -18,12 +18,12 @@ import jsonschema_rs
 import pytest
 
 from config.settings import Settings, WebhookSettings
-from server import web_channel
-from server.admin_auth import ADMIN, MAX_FAILURES, BACKOFF_MAX_S, AdminState, note_failure, wait_before_login
+from server.channels import web_channel
+from server.admin.auth import ADMIN, MAX_FAILURES, BACKOFF_MAX_S, AdminState, note_failure, wait_before_login
 from server.app import API_ROUTES, make_app
 from server.http import camelize
-from server.openapi import build_document
-from server.schemas import COMPONENTS
+from server.api.openapi import build_document
+from server.api.schemas import COMPONENTS
 from server.webhooks import WebhookDispatcher, client_session
 
 PASSWORD = "correct horse battery staple"

@@ -26,9 +26,10 @@ from aiohttp import web
 
 from config.settings import ServerSettings, Settings, StoreSettings, TwilioSettings, WebhookSettings
 from models.store import SessionStore
-from server import twilio_endpoints, webhooks
+from server import webhooks
+from server.channels import twilio_endpoints
 from server.app import make_app
-from server.auth import SCOPES
+from server.api.auth import SCOPES
 
 SCHEMATHESIS_BUDGET_S = 180  # the bound on the whole-API run
 SEED = 20261205

@@ -20,8 +20,8 @@ from dialer.simulator import CandidateScript
 from models.lifecycle import Status
 from models.store import SessionStore
 from server.app import make_app
-from server import twilio_inbound
-from server.twilio_inbound import CONFIRM_PATH, VOICE_PATH
+from server.channels import twilio_inbound
+from server.channels.twilio_inbound import CONFIRM_PATH, VOICE_PATH
 from twilio_double import Callee, TwilioDouble, twilio_interview, twilio_settings
 
 PHONE = "+14155550123"

@@ -7,9 +7,9 @@ from aiohttp import web
 from config.settings import Settings
 from models.store import SessionStore
 from server.app import API_ROUTES, make_app
-from server.auth import SCOPES
-from server.openapi import build_document
-from server.openapi import ROUTES as DOC_ROUTES
+from server.api.auth import SCOPES
+from server.api.openapi import build_document
+from server.api.openapi import ROUTES as DOC_ROUTES
 
 
 def _served_operations(app: web.Application) -> set[tuple[str, str]]:

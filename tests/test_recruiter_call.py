@@ -28,8 +28,8 @@ from ivr.frames import AudioFrame, frames_of, silence
 from models.records import TurnEvaluation
 from scoring.plan import covered_factors, match_question, next_factor, suggestion
 from server.app import make_app
-from server.copilot import copilot
-from server.recruiter_call import RECRUITER_POOL
+from server.admin.copilot import copilot
+from server.admin.recruiter_call import RECRUITER_POOL
 from sip_harness import sim_phone, sip_settings
 
 PASSWORD = "correct horse battery staple"

@@ -15,7 +15,7 @@ from ivr.session import InterviewSession
 from models.lifecycle import Status
 from server.app import make_app
 from server.cli import main
-from server.cli_call import PLACEHOLDER_PHONE
+from server.cli.call import PLACEHOLDER_PHONE
 from sip_harness import REPO, SHORT_ANSWERS, SHORT_TEMPLATE, short_template, sim_phone, sip_settings
 from voice import record_shape, word_error_rate
 

@@ -17,7 +17,7 @@ from dialer.simulator import CandidateScript
 from dialer.sip.pool import MediaWorkerPool
 from models.lifecycle import ACTIVE, Status
 from server.app import make_app
-from server.twilio_endpoints import place_call
+from server.channels.twilio_endpoints import place_call
 from sip_harness import new_interview, short_template, sim_phone, sip_settings
 from twilio_double import Callee, twilio_interview, twilio_settings
 

@@ -18,7 +18,7 @@ from ivr.session import InterviewSession
 from models.lifecycle import ACTIVE
 from server.app import make_app
 from server.http import SETTINGS
-from server.twilio_endpoints import place_call
+from server.channels.twilio_endpoints import place_call
 from twilio_double import Callee, twilio_interview, twilio_settings
 from voice import word_error_rate
 

@@ -25,7 +25,7 @@ from models.db import utcnow
 from models.store import Conflict, SessionStore
 from server.app import make_app
 from server.http import SETTINGS
-from server.twilio_endpoints import place_call
+from server.channels.twilio_endpoints import place_call
 from twilio_double import Callee, TwilioDouble, twilio_interview, twilio_settings
 
 PHONE = "+14155550123"

@@ -1,6 +1,6 @@
 """SMS through Twilio's Messages API (the `twilio` REST client, pointed at `twilio.api_base_url` when set).
 Twilio reports what became of each message to a status callback: sent, delivered, undelivered (the
-carrier refused it: a bounce) or failed; server/twilio_messages.py receives those."""
+carrier refused it: a bounce) or failed; server/channels/twilio_messages.py receives those."""
 from __future__ import annotations
 
 from config.settings import Settings, TwilioSettings

@@ -1,5 +1,5 @@
 // The candidate's page: /join#TOKEN. The token stays in the fragment (never sent in a request) and goes to
-// the server as the first WebSocket message. Protocol: see server/web_channel.py.
+// the server as the first WebSocket message. Protocol: see server/channels/web_channel.py.
 "use strict";
 
 const STATE_TEXT = {
