@@ -27,11 +27,11 @@ import numpy as np
 
 from config.settings import Settings
 from config.templates import load_template_file, sample_template_path
-from dialer.simulator import (SAMPLE_SCRIPTS, SPEECH_RMS, CandidateScript, SimulatedCandidate, candidate_audio,
-                              connected_interview, rms, run_call)
+from dialer.interview_call import start_interview
+from dialer.simulator import (SAMPLE_SCRIPTS, SPEECH_RMS, CandidateScript, SimulatedCandidate, SimulatedLine,
+                              candidate_audio, connected_interview, rms)
 from ivr.engines import load_engines
 from ivr.frames import AudioFrame
-from ivr.session import InterviewSession
 from models.store import SessionStore
 
 SCRIPTS = SAMPLE_SCRIPTS[:2]  # the ones that go through the whole interview
@@ -51,7 +51,6 @@ def row(name: str, values: list[float], unit: str = "ms") -> str:
 
 async def interview(engines, settings: Settings, store: SessionStore, template, script: CandidateScript):
     interview_id = connected_interview(store, template, name="Bench Candidate", phone="+14155550199")
-    session = InterviewSession.for_interview(store, interview_id, engines=engines, voice=settings.voice)
     heard = HeardLog()
     simulated = SimulatedCandidate(script)
     original_step = simulated.step
@@ -61,8 +60,10 @@ async def interview(engines, settings: Settings, store: SessionStore, template, 
         return original_step(frame)
 
     simulated.step = step  # type: ignore[method-assign]
-    status = await run_call(session, simulated, realtime=True)
-    return session, simulated, heard, status
+    call = start_interview(SimulatedLine(simulated, realtime=True), store=store, interview_id=interview_id,
+                           engines=engines, settings=settings)
+    status = await call.finished
+    return call.session, simulated, heard, status
 
 
 class TwilioBench:

@@ -78,7 +78,9 @@ class SttSettings:
     vosk_language: str = "en"  # the language of vosk_model_path
     whisper_model_path: str = ""  # a CTranslate2 Whisper folder; empty = the bundled tiny.en
     whisper_compute_type: str = "int8"
-    threads: int = 2
+    # Per decode. Two threads make one tiny.en decode barely faster (~380 vs ~460 ms) at twice the CPU; with
+    # several calls and two decodes at once per process, one each leaves the cores to other calls.
+    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class LlmSettings:
     timeout_s: float = 10.0
     threads: int = 1  # llama.cpp threads spin-wait: with STT and TTS on the same 2 cores, 1 is far faster
     # A follow-up's wording must be ready this soon after the answer, or the template's own is spoken.
-    follow_up_deadline_s: float = 0.9
+    follow_up_deadline_s: float = 0.5  # the reply waits this long at most: after it, the template's words
 
 
 @dataclass(frozen=True)

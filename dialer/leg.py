@@ -44,6 +44,9 @@ class Leg(ABC):
     def send(self, frame: AudioFrame) -> None:
         """Queue one 20 ms frame to play to the candidate. Never blocks."""
 
+    def attach(self, session: InterviewSession) -> None:
+        """The session `bridge` joins this leg to (a leg that paces itself by it, like the simulator's)."""
+
     def frames_to_send(self) -> int:
         """How many frames to send for the frame just received. One, for a leg paced by the far end; a leg
         that knows how much it has queued keeps a small lead instead, so an event loop that runs late
@@ -66,6 +69,7 @@ class Leg(ABC):
 async def bridge(session: InterviewSession, leg: Leg, *, silence_timeout_s: float = 10.0) -> str:
     """Run the interview over the leg until either side ends it; returns the interview's final status.
     No media for `silence_timeout_s` counts as the line dropping (the interview ends partial)."""
+    leg.attach(session)
     conversation = asyncio.create_task(session.run(), name=f"interview-{session.interview_id}")
     line_open = True
     try:

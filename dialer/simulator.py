@@ -263,14 +263,18 @@ class SimulatedLine(Leg):
     speech recogniser is behind), so tests run faster than real time and see the same media-time timers.
     `controls` collects what the session asked the line to do (clear, hang up)."""
 
-    def __init__(self, session, candidate: SimulatedCandidate, *, realtime: bool = False,
+    def __init__(self, candidate: SimulatedCandidate, *, realtime: bool = False, sample_rate: int = 8000,
                  max_media_ms: int = 15 * 60_000, controls: list | None = None) -> None:
-        self.session, self.candidate, self.realtime = session, candidate, realtime
-        self.sample_rate = session.sample_rate
+        self.candidate, self.realtime, self.sample_rate = candidate, realtime, sample_rate
+        self.session = None  # set by `bridge` (attach)
         self.max_media_ms, self.controls = max_media_ms, controls
         self.ended: str | None = None
         self._heard = silence(self.sample_rate)
         self._started = time.monotonic()
+
+    def attach(self, session) -> None:
+        self.session = session
+        self._started = time.monotonic() - session.media_ms / 1000
 
     async def receive(self) -> LegEvent:
         if self.ended is None:
@@ -307,7 +311,8 @@ async def run_call(session, candidate: SimulatedCandidate, *, realtime: bool = F
                    max_media_ms: int = 15 * 60_000, controls: list | None = None) -> str:
     """Connect a candidate to an InterviewSession over a SimulatedLine, like a phone line; returns the
     interview's final status."""
-    line = SimulatedLine(session, candidate, realtime=realtime, max_media_ms=max_media_ms, controls=controls)
+    line = SimulatedLine(candidate, realtime=realtime, sample_rate=session.sample_rate, max_media_ms=max_media_ms,
+                         controls=controls)
     return await bridge(session, line, silence_timeout_s=120)
 
 

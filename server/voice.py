@@ -1,6 +1,6 @@
 """Interviews the server process runs itself (Twilio Media Streams, the web channel): the voice engines are
-loaded once, on first use, and every such call goes through `run_interview` — one way to start a session
-over a leg. SIP calls run in media worker processes instead (dialer/sip)."""
+loaded once, on first use, and every such call goes through `run_interview`, which starts it with the one
+`dialer.interview_call.start_interview`. SIP calls run in media worker processes instead (dialer/sip)."""
 from __future__ import annotations
 
 import asyncio
@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from dialer.handoff import prepare_transfer
-from dialer.leg import Leg, bridge
+from dialer.interview_call import start_interview
+from dialer.leg import Leg
 from ivr.engines import VoiceEngines, load_engines
 from ivr.session import InterviewSession
 from server.http import SETTINGS, STORE
@@ -42,16 +42,12 @@ async def engines_of(app: web.Application) -> VoiceEngines:
 async def run_interview(app: web.Application, interview_id: str, leg: Leg) -> str:
     """Run a stored interview over a connected leg until it ends; returns the final status. The interview
     must already be in_progress (the leg's owner made that transition when the candidate answered/joined)."""
-    settings = app[SETTINGS]
     engines = await engines_of(app)
-    session = InterviewSession.for_interview(app[STORE], interview_id, engines=engines, voice=settings.voice,
-                                             sample_rate=leg.sample_rate,
-                                             recordings_dir=settings.store.recordings_dir,
-                                             can_transfer=prepare_transfer(settings.handoff, app[STORE],
-                                                                           interview_id, leg))
-    app[VOICE].active[interview_id] = session
+    call = start_interview(leg, store=app[STORE], interview_id=interview_id, engines=engines,
+                           settings=app[SETTINGS])
+    session = app[VOICE].active[interview_id] = call.session
     try:
-        return await bridge(session, leg, silence_timeout_s=settings.sip.rtp_timeout_s)
+        return await call.finished
     finally:
         app[VOICE].active.pop(interview_id, None)
         app[METRICS].observe_timings(dataclasses.asdict(t) | {"total_ms": t.total_ms} for t in session.timings)

@@ -35,9 +35,8 @@ from pathlib import Path
 import pjsua2 as pj
 
 from config.settings import Settings
-from dialer.handoff import prepare_transfer
 from dialer.inbound import UNKNOWN_MESSAGE
-from dialer.leg import bridge
+from dialer.interview_call import start_interview
 from dialer.recruiter_link import HANDOVER, RecruiterLink
 from dialer.sip.account import WorkerAccount
 from dialer.sip.call import SipCall
@@ -273,13 +272,11 @@ class MediaWorker:
 
     async def talk(self, iid: str, call: SipCall) -> str:
         """The interview over an answered call (in_progress already), until it ends; its final status."""
-        session = InterviewSession.for_interview(
-            self.store, iid, engines=self.engines, voice=self.settings.voice,
-            recordings_dir=self.settings.store.recordings_dir,
-            can_transfer=prepare_transfer(self.settings.handoff, self.store, iid, call.leg))
-        self.sessions[iid] = session
+        interview = start_interview(call.leg, store=self.store, interview_id=iid, engines=self.engines,
+                                    settings=self.settings)
+        self.sessions[iid] = interview.session
         log.info("call answered", extra=_call_extra(iid, call))
-        talk = asyncio.create_task(bridge(session, call.leg, silence_timeout_s=self.sip.rtp_timeout_s))
+        talk = interview.finished
         rtp_watch = asyncio.create_task(call.watch_rtp(self.sip.rtp_timeout_s))  # frames flow on without RTP
         try:
             return await asyncio.wait_for(asyncio.shield(talk), self.sip.max_call_s)

@@ -27,6 +27,7 @@ PAUSE_MS = 200  # quiet this long at the end of the buffer is a safe place to cu
 # times the quietest frame so far on a noisier line.
 _QUIET_FLOOR_RMS = 150.0
 _NOISE_MARGIN = 3.0
+_GUESS_AGAIN_AFTER_MS = 300  # new speech since the last guess worth another (a decode costs ~0.4 s of a core)
 _MIN_VOICED_MS = 100  # a piece with less loud audio is silence or a click: Whisper would invent words for it
 
 # Decodes one model runs at once (CTranslate2 queues the rest): a media worker has up to 4 calls, and one
@@ -126,7 +127,8 @@ class WhisperStream(SttStream):
             return None
         if len(self._pending) * 500 / SAMPLE_RATE >= COMMIT_AFTER_MS:
             return self._commit()
-        if self._voiced_since_guess_ms >= _MIN_VOICED_MS and self._pending_voiced_ms >= _MIN_VOICED_MS:
+        enough = _GUESS_AGAIN_AFTER_MS if self._guess is not None else _MIN_VOICED_MS
+        if self._voiced_since_guess_ms >= enough and self._pending_voiced_ms >= _MIN_VOICED_MS:
             return self._guess_pending()
         return None
 
