@@ -87,6 +87,10 @@ class SttSettings:
 class TtsSettings:
     voice_path: str = ""  # a Piper .onnx voice; empty = the bundled en_US-joe-medium
     length_scale: float = 1.0  # > 1 speaks slower
+    # Fixed phrases (greeting and consent, questions, acknowledgements) kept as audio here, so a new media
+    # worker speaks them at once instead of spending seconds of CPU on them; empty = ~/.cache/phonescreen/
+    # phrases, "off" = in memory only.
+    phrase_cache_dir: str = ""
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
-from config.settings import Settings
+from config.settings import Settings, TtsSettings
 from ivr.llm.base import ChatModel
 from ivr.stt.base import SpeechToText
 from ivr.tts.base import TextToSpeech
@@ -24,6 +25,7 @@ class VoiceEngines:
     vad: Callable[[int, int], VoiceActivity] = WebRtcVoiceActivity
     # Blocking model work (STT decode, TTS synthesis) runs here, never on the event loop.
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "ivr-engine"))
+    phrase_dir: Path | None = None  # fixed phrases kept on disk (TtsSettings.phrase_cache_dir); None: memory only
     _caches: dict[int, PhraseCache] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -31,7 +33,7 @@ class VoiceEngines:
         """Fixed phrases synthesized once per process and leg rate."""
         with self._lock:
             if sample_rate not in self._caches:
-                self._caches[sample_rate] = PhraseCache(self.tts, sample_rate)
+                self._caches[sample_rate] = PhraseCache(self.tts, sample_rate, disk_dir=self.phrase_dir)
             return self._caches[sample_rate]
 
 
@@ -43,4 +45,12 @@ def load_engines(settings: Settings, language: str = "en", *, with_llm: bool = T
     warm_up()  # the understanding models, loaded before the first call like the voice engines
     return VoiceEngines(stt=make_stt(settings.stt, language), tts=PiperTts(settings.tts),
                         llm=make_chat_model(settings.llm) if with_llm else None,
-                        llm_deadline_s=settings.llm.follow_up_deadline_s)
+                        llm_deadline_s=settings.llm.follow_up_deadline_s,
+                        phrase_dir=phrase_cache_dir(settings.tts))
+
+
+def phrase_cache_dir(settings: TtsSettings) -> Path | None:
+    if settings.phrase_cache_dir == "off":
+        return None
+    return Path(settings.phrase_cache_dir) if settings.phrase_cache_dir else \
+        Path.home() / ".cache" / "phonescreen" / "phrases"

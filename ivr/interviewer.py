@@ -131,9 +131,12 @@ def sentences(text: str) -> tuple[str, ...]:
 
 def scripted_lines(template: InterviewTemplate) -> frozenset[str]:
     """Sentences every candidate of `template` hears word for word (consent, the first question of each
-    factor, the closing): synthesized once per process, ahead of need."""
+    factor, the template's follow-up probes, the closing): synthesized once per process, ahead of need."""
     questions = (line for factor in template.factors for line in sentences(factor.questions[0]))
-    return frozenset({*sentences(template.consent), BEGIN, *questions, *sentences(template.closing), GOODBYE})
+    probes = (line for factor in template.factors for attempt in (1, 2)
+              for line in sentences(example_probe(factor, factor.questions[0], attempt)))
+    return frozenset({*sentences(template.consent), BEGIN, *questions, *probes, *sentences(template.closing),
+                      GOODBYE})
 
 
 def first_name(full_name: str) -> str:
@@ -143,8 +146,18 @@ def first_name(full_name: str) -> str:
 
 def opening_sentences(template: InterviewTemplate, candidate_name: str) -> tuple[str, ...]:
     """The greeting with the candidate's name, then the consent question: what the call opens with, so it
-    can be synthesized while the phone rings."""
-    return sentences(f"{template.render_greeting(candidate_name)} {template.consent}")
+    can be synthesized while the phone rings. The clause with the name is a piece of its own ("Hi Ana,"):
+    it is all that must be made for this candidate (quick, being short), the rest is the same for every
+    candidate of the template and is made once per process."""
+    pieces: list[str] = []
+    for sentence in sentences(f"{template.render_greeting(candidate_name)} {template.consent}"):
+        named = sentence.find(candidate_name) if candidate_name and not pieces else -1
+        comma = sentence.find(",", named + len(candidate_name)) if named >= 0 else -1
+        if comma >= 0 and sentence[comma + 1:].strip():
+            pieces += [sentence[:comma + 1], sentence[comma + 1:].strip()]
+        else:
+            pieces.append(sentence)
+    return tuple(pieces)
 
 
 def shortened(question: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import weakref
+from dataclasses import dataclass
 from typing import Sequence
 
 from config.templates import EvaluationFactor
@@ -45,9 +47,18 @@ def does_the_job(question: str, factor: EvaluationFactor, asked: str) -> bool:
 class FollowUpPhraser:
     # The acknowledgement ("Alright.") covers ~0.5 s; a longer wait leaves a gap after it that a caller
     # takes as their turn (seen in the demo: the candidate talked over a follow-up at 1.5 s).
-    def __init__(self, model: ChatModel, *, deadline_s: float = 0.9) -> None:
+    def __init__(self, model: ChatModel, *, deadline_s: float = 0.5) -> None:
         self._model = model
         self._deadline_s = deadline_s
+        self._record = _records.setdefault(model, _Record())
+
+    @property
+    def resting(self) -> bool:
+        """The model missed its deadline on each of its last MISSES_TO_REST follow-ups (a small model on a
+        loaded machine): the template's wording is spoken at once, with no wait, except every RETRY_EVERY-th
+        time, to notice when the model keeps up again."""
+        record = self._record
+        return record.misses >= MISSES_TO_REST and record.skipped % RETRY_EVERY != RETRY_EVERY - 1
 
     def messages(self, factor: EvaluationFactor, question: str, answer: str,
                  conversation: Sequence[tuple[str, str]] = ()) -> list[ChatMessage]:
@@ -76,6 +87,10 @@ class FollowUpPhraser:
                         conversation: Sequence[tuple[str, str]] = ()) -> str | None:
         """One follow-up to `answer` (given to `question`) that may be spoken, or None: nothing usable
         within the deadline. Never raises for model problems. conversation: (role, text) pairs so far."""
+        if self.resting:
+            self._record.skipped += 1
+            return None
+        self._record.skipped = 0
         messages = self.messages(factor, question, answer, conversation)
         reply = asyncio.ensure_future(
             self._model.complete(messages, max_tokens=MAX_TOKENS, temperature=0.0, seed=0, stop=["\n"]))
@@ -88,8 +103,11 @@ class FollowUpPhraser:
                 reply.cancel()  # the backend stops in the background; its outcome is of no interest
                 reply.add_done_callback(_discard_outcome)
         if not done:
-            log.info("follow-up phrasing by %s missed its %.1f s deadline", self._model.name, self._deadline_s)
+            self._record.misses += 1
+            log.info("follow-up phrasing by %s missed its %.1f s deadline%s", self._model.name, self._deadline_s,
+                     "; the template's wording for the next ones" if self.resting else "")
             return None
+        self._record.misses = 0
         try:
             text = reply.result()
         except LlmUnavailable as exc:
@@ -104,6 +122,20 @@ class FollowUpPhraser:
                      "guard" if guarded is None else "off task", text)
             return None
         return guarded
+
+
+MISSES_TO_REST = 3  # deadlines missed in a row before the model is given a rest
+RETRY_EVERY = 4  # while resting, every 4th follow-up still asks it
+
+
+@dataclass
+class _Record:
+    """How one model has kept its follow-up deadline lately, shared by every call in the process."""
+    misses: int = 0  # deadlines missed in a row
+    skipped: int = 0  # follow-ups worded by the template at once since the model was last asked
+
+
+_records: "weakref.WeakKeyDictionary[ChatModel, _Record]" = weakref.WeakKeyDictionary()  # one model per process
 
 
 def _discard_outcome(task: asyncio.Future) -> None:

@@ -62,6 +62,9 @@ class EndpointConfig:
     end_silence_ms: int = 500  # silence after speech that ends the turn
     hesitation_silence_ms: int = 1500  # ... while hold() is on
     complete_silence_ms: int = 500  # ... once the words up to this pause are known to be a finished thought
+    # ... while the recogniser is still decoding this turn: long enough for a decode on a busy machine, not a
+    # thinker's whole allowance for every turn of a loaded worker.
+    words_pending_silence_ms: int = 1000
     min_speech_ms: int = 200  # shorter turns are noise and are dropped
     start_speech_ms: int = 60  # speech this long counts as started (clicks are shorter)
     # Speech the VAD still reports after the voice has stopped: the turn's end is back-dated by it,
@@ -154,8 +157,10 @@ class Endpointer:
         return TurnEnded(start_ms=start, end_ms=end, silence_ms=silence)
 
     def _allowance(self) -> int:
-        if self._hold or self._words_pending:
+        if self._hold:
             return self.config.hesitation_silence_ms
+        if self._words_pending:
+            return max(self.config.words_pending_silence_ms, self.config.end_silence_ms)
         # No speech since the finished thought (the VAD's hangover after it is not speech).
         if self._last_speech_end_ms - self.config.vad_hangover_ms <= self._complete_ms:
             return self.config.complete_silence_ms

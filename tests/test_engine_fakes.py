@@ -307,7 +307,7 @@ async def test_acknowledgements_never_on_two_turns_running_and_varied(store, sam
 
 # -- consent and the closing ---------------------------------------------------------------------------
 @pytest.mark.parametrize("yes", [
-    Line("Yes, that's fine, go ahead with the interview.", over="Hi Ana", after_words=5),  # over the greeting
+    Line("Yes, that's fine, go ahead with the interview.", over="this is the automated", after_words=3),  # greeting
     Line("Yes, sure.", over="Say yes or press 1.", after_words=2),  # begun well before the question ended
 ], ids=["barge-in", "early"])
 async def test_a_yes_said_over_the_consent_question_is_not_consent(store, sample_template, engines, tmp_path,

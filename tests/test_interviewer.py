@@ -498,3 +498,23 @@ async def test_a_person_on_request_outside_the_hours_is_a_callback_and_the_inter
     assert not reply.end_call and interviewer.human_requested and "a recruiter will call you back" in spoken(reply)
     again = await interviewer.on_candidate_turn("I would rather talk to a human recruiter.")
     assert again.end_call and interviewer.end_reason == "human_requested"  # asked twice: ends politely
+
+
+async def test_a_model_that_keeps_missing_its_deadline_is_rested_not_waited_for() -> None:
+    from fakes import FakeChatModel
+    from ivr.phrasing import MISSES_TO_REST, RETRY_EVERY
+    model = FakeChatModel(delay_s=0.5)
+    phraser = FollowUpPhraser(model, deadline_s=0.02)
+    factor = TEMPLATE.factors[0]
+    for _ in range(MISSES_TO_REST):
+        assert await phraser.follow_up(factor, factor.questions[0], VAGUE) is None
+    assert phraser.resting and len(model.requests) == MISSES_TO_REST
+    # Resting: the template's wording at once, and only every RETRY_EVERY-th follow-up asks the model again.
+    for _ in range(RETRY_EVERY - 1):
+        started = asyncio.get_running_loop().time()
+        assert await FollowUpPhraser(model, deadline_s=0.02).follow_up(factor, factor.questions[0], VAGUE) is None
+        assert asyncio.get_running_loop().time() - started < 0.01
+    assert len(model.requests) == MISSES_TO_REST  # a new call's phraser shares the model's record
+    await phraser.follow_up(factor, factor.questions[0], VAGUE)
+    assert len(model.requests) == MISSES_TO_REST + 1
+    await _quiesce()

@@ -23,6 +23,8 @@ from dialer.sip.targets import with_transport
 
 log = logging.getLogger("phonescreen.sip")
 MAX_CALLS_PER_PROCESS = 4  # the pjsua2-python wheel's PJSUA_MAX_CALLS; a 5th call fails with PJ_ETOOMANY
+JITTER_BUFFER_START_MS = 40  # initial prefetch (pjsua's default: 150)
+JITTER_BUFFER_MIN_MS = 20
 CODEC_IDS = {"PCMU": "PCMU/8000/1", "PCMA": "PCMA/8000/1"}
 SRTP_USE = {"off": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,
             "mandatory": pj.PJMEDIA_SRTP_MANDATORY}
@@ -100,6 +102,10 @@ def start_endpoint(plan: EndpointPlan, codecs: str = "PCMU,PCMA", log_level: int
     cfg.medConfig.sndClockRate = 8000
     cfg.medConfig.noVad = True  # keep sending RTP in silence: the far end's RTP timeout must not fire
     cfg.medConfig.ecTailLen = 0  # no echo canceller: there is no loudspeaker
+    # pjsua starts every jitter buffer at 150 ms and shrinks it slowly: the candidate waited that much longer
+    # for every reply. Start small; the adaptive buffer still grows on a jittery trunk (up to its 500 ms).
+    cfg.medConfig.jbInit = JITTER_BUFFER_START_MS
+    cfg.medConfig.jbMinPre = JITTER_BUFFER_MIN_MS
     ep.libInit(cfg)
     transport = pj.TransportConfig()
     transport.port = plan.sip_port

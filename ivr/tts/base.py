@@ -11,6 +11,8 @@ import numpy as np
 class TextToSpeech(ABC):
     name: str
     sample_rate: int  # of the audio it yields; the session resamples to the leg's rate
+    # What makes its audio what it is (voice file, pace), for phrases kept on disk; None: never kept.
+    identity: str | None = None
 
     @abstractmethod
     def synthesize(self, text: str) -> Iterator[np.ndarray]:

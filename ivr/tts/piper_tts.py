@@ -53,6 +53,7 @@ class PiperTts(TextToSpeech):
             if not path.is_file():
                 raise FileNotFoundError(f"Piper voice file not found: {path}")
         self._voice = PiperVoice.load(model_path, config_path=config_path)
+        self.identity = f"piper|{model_path.resolve()}|{model_path.stat().st_size}|{settings.length_scale}"
         self.sample_rate: int = self._voice.config.sample_rate
         # settings.length_scale is relative to the pace the voice was trained to speak at.
         self._synthesis = SynthesisConfig(length_scale=self._voice.config.length_scale * settings.length_scale)
