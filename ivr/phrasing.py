@@ -54,8 +54,8 @@ class FollowUpPhraser:
 
     @property
     def resting(self) -> bool:
-        """The model missed its deadline on each of its last MISSES_TO_REST follow-ups (a small model on a
-        loaded machine): the template's wording is spoken at once, with no wait, except every RETRY_EVERY-th
+        """The model gave nothing usable in time for each of its last MISSES_TO_REST follow-ups (late, refused by
+        the guard or off task: a small model on a loaded machine): the template's wording is spoken at once, with no wait, except every RETRY_EVERY-th
         time, to notice when the model keeps up again."""
         record = self._record
         return record.misses >= MISSES_TO_REST and record.skipped % RETRY_EVERY != RETRY_EVERY - 1
@@ -91,6 +91,15 @@ class FollowUpPhraser:
             self._record.skipped += 1
             return None
         self._record.skipped = 0
+        worded = await self._ask(factor, question, answer, conversation)
+        self._record.misses = 0 if worded is not None else self._record.misses + 1
+        if self.resting:
+            log.info("follow-up phrasing by %s: nothing usable in time %d times running; the template's "
+                     "wording for the next ones", self._model.name, self._record.misses)
+        return worded
+
+    async def _ask(self, factor: EvaluationFactor, question: str, answer: str,
+                   conversation: Sequence[tuple[str, str]]) -> str | None:
         messages = self.messages(factor, question, answer, conversation)
         reply = asyncio.ensure_future(
             self._model.complete(messages, max_tokens=MAX_TOKENS, temperature=0.0, seed=0, stop=["\n"]))
@@ -103,11 +112,8 @@ class FollowUpPhraser:
                 reply.cancel()  # the backend stops in the background; its outcome is of no interest
                 reply.add_done_callback(_discard_outcome)
         if not done:
-            self._record.misses += 1
-            log.info("follow-up phrasing by %s missed its %.1f s deadline%s", self._model.name, self._deadline_s,
-                     "; the template's wording for the next ones" if self.resting else "")
+            log.info("follow-up phrasing by %s missed its %.1f s deadline", self._model.name, self._deadline_s)
             return None
-        self._record.misses = 0
         try:
             text = reply.result()
         except LlmUnavailable as exc:
@@ -124,14 +130,14 @@ class FollowUpPhraser:
         return guarded
 
 
-MISSES_TO_REST = 3  # deadlines missed in a row before the model is given a rest
+MISSES_TO_REST = 3  # follow-ups in a row with nothing usable in time (late, refused, off task) before a rest
 RETRY_EVERY = 4  # while resting, every 4th follow-up still asks it
 
 
 @dataclass
 class _Record:
-    """How one model has kept its follow-up deadline lately, shared by every call in the process."""
-    misses: int = 0  # deadlines missed in a row
+    """How one model's follow-up wordings went lately, shared by every call in the process."""
+    misses: int = 0  # follow-ups in a row it gave nothing usable for in time
     skipped: int = 0  # follow-ups worded by the template at once since the model was last asked
 
 
