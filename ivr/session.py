@@ -166,6 +166,7 @@ class InterviewSession:
         self._since_speech_ms = 0  # media time since the candidate last spoke (inactivity)
         self._timed_out = False
         self._pending: TurnTiming | None = None  # the reply being worked out, until its audio starts
+        self._turn_before: TurnTiming | None = None  # the last candidate turn that ended
         self._endpoint_wall = 0.0
         self._begun_at_endpoint = 0
         self._ack_timer: asyncio.TimerHandle | None = None
@@ -372,7 +373,9 @@ class InterviewSession:
         self._pending = timing
         self._begun_at_endpoint = self.playback.begun  # only audio begun after this answers the turn
         # A late reply gets an acknowledgement, but never two turns running: a candidate hears a pattern.
-        acknowledged_last = bool(self.timings) and self.timings[-1].acknowledged
+        # (The turn before's timing, not the last one handled: on a loaded machine that may be older.)
+        acknowledged_last = self._turn_before is not None and self._turn_before.acknowledged
+        self._turn_before = timing
         if not self.playback.active and not acknowledged_last:
             delay = self.voice.reply_deadline_ms / 1000
             self._ack_timer = asyncio.get_running_loop().call_later(delay, self._acknowledge, timing)

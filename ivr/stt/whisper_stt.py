@@ -35,6 +35,7 @@ _MIN_VOICED_MS = 100  # a piece with less loud audio is silence or a click: Whis
 PARALLEL_DECODES = 2
 
 _models: dict[tuple[str, str, int], WhisperModel] = {}
+_guess_slots: dict[int, threading.Semaphore] = {}  # by id of a model in _models (kept for the process's life)
 _models_lock = threading.Lock()
 
 
@@ -73,6 +74,9 @@ class WhisperStt(SpeechToText):
         self.model = load_whisper_model(whisper_model_path(settings), settings.whisper_compute_type, settings.threads)
         self.incremental = incremental
         self.initial_prompt = initial_prompt
+        # One guess decoding at a time per model: the other decode slot stays free for a turn's final
+        # transcript, which a call is waiting on (guesses from four calls' pauses queued it by seconds).
+        self.guess_slot = _guess_slots.setdefault(id(self.model), threading.Semaphore(1))
 
     def open_stream(self) -> WhisperStream:
         return WhisperStream(self)
@@ -128,9 +132,13 @@ class WhisperStream(SttStream):
         if len(self._pending) * 500 / SAMPLE_RATE >= COMMIT_AFTER_MS:
             return self._commit()
         enough = _GUESS_AGAIN_AFTER_MS if self._guess is not None else _MIN_VOICED_MS
-        if self._voiced_since_guess_ms >= enough and self._pending_voiced_ms >= _MIN_VOICED_MS:
-            return self._guess_pending()
-        return None
+        if self._voiced_since_guess_ms >= enough and self._pending_voiced_ms >= _MIN_VOICED_MS \
+                and self._stt.guess_slot.acquire(blocking=False):
+            try:
+                return self._guess_pending()
+            finally:
+                self._stt.guess_slot.release()
+        return None  # (no free guess slot: tried again on the next quiet frame, while the pause lasts)
 
     def finish(self) -> Transcript:
         if self._closed:
