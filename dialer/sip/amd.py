@@ -19,6 +19,7 @@ HUMAN, MACHINE = "human", "machine"
 BEEP_BAND_HZ = (700.0, 2100.0)  # voicemail beeps sit around 1 kHz
 BEEP_SHARE = 0.7  # of a frame's energy in one narrow peak: a pure tone, not a voice
 BEEP_MIN_RMS = 300.0
+BEEP_STEADY_HZ = 60.0  # a beep's pitch stays within about a bin (50 Hz at 8 kHz) from frame to frame
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class AmdConfig:
     max_greeting_ms: int = 3000
     pause_ms: int = 600
     initial_silence_ms: int = 2500
-    beep_ms: int = 100
+    beep_ms: int = 160  # real voicemail beeps last 200 ms or more
     vad_aggressiveness: int = 2
 
 
@@ -37,18 +38,40 @@ class Verdict:
     at_ms: int  # media time of the decision
 
 
-def is_tone(frame: AudioFrame) -> bool:
-    """One narrow spectral peak in the beep band holding most of the frame's energy."""
+def tone_hz(frame: AudioFrame) -> float | None:
+    """The frequency of one narrow spectral peak in the beep band holding most of the frame's energy, if
+    there is one (a tone), else None."""
     samples = frame.as_array().astype(np.float64)
     if np.sqrt(np.mean(samples ** 2)) < BEEP_MIN_RMS:
-        return False
+        return None
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
     freqs = np.fft.rfftfreq(len(samples), 1.0 / frame.sample_rate)
     peak = int(np.argmax(spectrum))
     if not BEEP_BAND_HZ[0] <= freqs[peak] <= BEEP_BAND_HZ[1]:
-        return False
+        return None
     around = spectrum[max(peak - 2, 0):peak + 3].sum()  # the Hann window spreads a tone over ~3 bins
-    return around / max(spectrum.sum(), 1e-9) >= BEEP_SHARE
+    return float(freqs[peak]) if around / max(spectrum.sum(), 1e-9) >= BEEP_SHARE else None
+
+
+class ToneRun:
+    """How long one steady tone has sounded, frame by frame. A beep holds its pitch; a sung-out vowel's
+    strongest harmonic can pass for a tone in a few frames, but it wanders (a voicemail greeting's vowel
+    was taken for the beep once Piper's audio moved by a few ms against the 20 ms frames)."""
+
+    def __init__(self) -> None:
+        self.ms = 0
+        self._hz: float | None = None
+
+    def step(self, frame: AudioFrame) -> bool:
+        """True when the frame is a tone (the run, `ms`, starts again if its pitch moved)."""
+        hz = tone_hz(frame)
+        if hz is None:
+            self.ms, self._hz = 0, None
+            return False
+        if self._hz is None or abs(hz - self._hz) > BEEP_STEADY_HZ:
+            self.ms, self._hz = 0, hz
+        self.ms += FRAME_MS
+        return True
 
 
 class AnsweringMachineDetector:
@@ -58,14 +81,14 @@ class AnsweringMachineDetector:
         self.now_ms = 0
         self.speech_started_ms: int | None = None
         self.silence_ms = 0
-        self.tone_ms = 0
+        self.tone = ToneRun()
 
     def step(self, frame: AudioFrame) -> Verdict | None:
         """Feed one frame; a Verdict once decided (then stop feeding)."""
         self.now_ms += FRAME_MS
         cfg = self.config
-        self.tone_ms = self.tone_ms + FRAME_MS if is_tone(frame) else 0
-        if self.tone_ms >= cfg.beep_ms:
+        self.tone.step(frame)
+        if self.tone.ms >= cfg.beep_ms:
             return Verdict(MACHINE, "beep", self.now_ms)
         if self.vad.is_speech(frame):
             if self.speech_started_ms is None:
@@ -90,17 +113,16 @@ class GreetingEnd:
 
     def __init__(self, sample_rate: int = 8000, quiet_ms: int = 1000, vad_aggressiveness: int = 2) -> None:
         self.vad = WebRtcVoiceActivity(vad_aggressiveness, sample_rate)
-        self.quiet_ms, self.silence_ms, self.tone_ms = quiet_ms, 0, 0
+        self.quiet_ms, self.silence_ms = quiet_ms, 0
+        self.tone = ToneRun()
         self.beeped = False
 
     def step(self, frame: AudioFrame) -> bool:
-        if is_tone(frame):
-            self.tone_ms += FRAME_MS
-            self.beeped = self.beeped or self.tone_ms >= 100
+        if self.tone.step(frame):
+            self.beeped = self.beeped or self.tone.ms >= AmdConfig.beep_ms
             self.silence_ms = 0
             return False
         if self.beeped:
             return True  # the beep has just ended
-        self.tone_ms = 0
         self.silence_ms = 0 if self.vad.is_speech(frame) else self.silence_ms + FRAME_MS
         return self.silence_ms >= self.quiet_ms
