@@ -13,13 +13,16 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from config.templates import EvaluationFactor, InterviewTemplate
 from ivr.phrasing import FollowUpPhraser
 from models.records import TurnEvaluation
 from understanding.intents import DialogState, Intent, Understanding
 from understanding.listener import Listener
+
+if TYPE_CHECKING:
+    from understanding.evaluator import AnswerEvaluation
 
 log = logging.getLogger("phonescreen.ivr")
 
@@ -502,16 +505,32 @@ class Interviewer:
         self._asked[-1] = replace(self._asked[-1], answers=(*self._asked[-1].answers, text))
         evaluation = self._listener.evaluate(text, self._asked[-1].question, factor, self._template.factors)
         self.heard[-1] = replace(self.heard[-1], question=self._asked[-1].question, evaluation=evaluation.to_dict())
+        follow_up = self._wants_follow_up(evaluation)
+        log.info("answer on %s: %s -> %s", factor.name, evaluation.reasoning, "follow-up" if follow_up else "next")
+        if follow_up:
+            return await self._follow_up(factor, text)
+        return self._next_factor()
+
+    def _wants_follow_up(self, evaluation: AnswerEvaluation) -> bool:
         # A follow-up asks for what is missing: the question actually asked (off topic, too short), or a real
         # example from a weak, vague answer. An adequate answer moves on: follow-ups draw out evidence, they
         # are not a second try for every answer short of perfect.
         wants_example = evaluation.score is None or evaluation.relevance == "off_topic" or \
             (evaluation.specificity == "vague" and evaluation.score < FOLLOW_UP_BELOW)
-        log.info("answer on %s: %s -> %s", factor.name, evaluation.reasoning,
-                 "follow-up" if wants_example and self._follow_ups < factor.max_follow_ups else "next")
-        if wants_example and self._follow_ups < factor.max_follow_ups:
-            return await self._follow_up(factor, text)
-        return self._next_factor()
+        return wants_example and self._follow_ups < self._factor.max_follow_ups
+
+    def anticipate(self, words_so_far: str) -> None:
+        """The candidate's words at a pause in their answer: if the answer as it stands would earn a follow-up,
+        the phraser starts wording it now (a small model takes ~0.3-0.6 s), so that when the turn ends on
+        these words the reply does not wait for the model. Nothing is decided or recorded here."""
+        if self._phraser is None or self._state is not InterviewState.QUESTIONS or not words_so_far.strip() \
+                or self._follow_ups >= self._factor.max_follow_ups or self._phraser.resting:
+            return
+        factor = self._factor
+        evaluation = self._listener.evaluate(words_so_far, self._asked[-1].question, factor, self._template.factors)
+        if self._wants_follow_up(evaluation):
+            self._phraser.prefetch(factor, self._prompt, words_so_far,
+                                   [*self._conversation(), ("candidate", words_so_far)])
 
     async def _follow_up(self, factor: EvaluationFactor, answer: str) -> Reply:
         main_question = next(q.question for q in reversed(self._asked) if q.kind == "main")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Sequence
@@ -51,6 +52,7 @@ class FollowUpPhraser:
         self._model = model
         self._deadline_s = deadline_s
         self._record = _records.setdefault(model, _Record())
+        self._early: _Early | None = None  # a wording begun at a pause in the answer (prefetch)
 
     @property
     def resting(self) -> bool:
@@ -83,6 +85,27 @@ class FollowUpPhraser:
                                                    question=question, answer=clipped)),
         ]
 
+    def prefetch(self, factor: EvaluationFactor, question: str, answer: str,
+                 conversation: Sequence[tuple[str, str]] = ()) -> None:
+        """Begin wording the follow-up to `answer` now, while the candidate pauses: follow_up() with the same
+        words takes it over, with what is left of its deadline. Other words drop it."""
+        if self.resting:
+            return
+        messages = self.messages(factor, question, answer, conversation)
+        if self._early is not None and self._early.messages == messages:
+            return
+        self._drop_early()
+        self._early = _Early(messages, self._start(messages), time.monotonic())
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            _abandon(self._early.reply)
+            self._early = None
+
+    def _start(self, messages: list[ChatMessage]) -> asyncio.Future:
+        return asyncio.ensure_future(
+            self._model.complete(messages, max_tokens=MAX_TOKENS, temperature=0.0, seed=0, stop=["\n"]))
+
     async def follow_up(self, factor: EvaluationFactor, question: str, answer: str,
                         conversation: Sequence[tuple[str, str]] = ()) -> str | None:
         """One follow-up to `answer` (given to `question`) that may be spoken, or None: nothing usable
@@ -101,16 +124,20 @@ class FollowUpPhraser:
     async def _ask(self, factor: EvaluationFactor, question: str, answer: str,
                    conversation: Sequence[tuple[str, str]]) -> str | None:
         messages = self.messages(factor, question, answer, conversation)
-        reply = asyncio.ensure_future(
-            self._model.complete(messages, max_tokens=MAX_TOKENS, temperature=0.0, seed=0, stop=["\n"]))
+        early, self._early = self._early, None
+        if early is not None and early.messages == messages:
+            reply, started = early.reply, early.started
+        else:
+            if early is not None:
+                _abandon(early.reply)
+            reply, started = self._start(messages), time.monotonic()
         try:
             # Not asyncio.wait_for: it waits for the cancelled call to wind down, and llama.cpp cannot
             # stop before its first token (measured: 0.5-2.6 s past a 0.05 s deadline on 2 loaded cores).
-            done, _ = await asyncio.wait({reply}, timeout=self._deadline_s)
+            done, _ = await asyncio.wait({reply}, timeout=max(0.0, started + self._deadline_s - time.monotonic()))
         finally:
             if not reply.done():
-                reply.cancel()  # the backend stops in the background; its outcome is of no interest
-                reply.add_done_callback(_discard_outcome)
+                _abandon(reply)
         if not done:
             log.info("follow-up phrasing by %s missed its %.1f s deadline", self._model.name, self._deadline_s)
             return None
@@ -142,6 +169,20 @@ class _Record:
 
 
 _records: "weakref.WeakKeyDictionary[ChatModel, _Record]" = weakref.WeakKeyDictionary()  # one model per process
+
+
+@dataclass
+class _Early:
+    messages: list[ChatMessage]
+    reply: asyncio.Future
+    started: float  # time.monotonic()
+
+
+def _abandon(reply: asyncio.Future) -> None:
+    """Stop waiting for a wording: the backend stops in the background; its outcome is of no interest."""
+    if not reply.done():
+        reply.cancel()
+    reply.add_done_callback(_discard_outcome)
 
 
 def _discard_outcome(task: asyncio.Future) -> None:

@@ -33,7 +33,7 @@ from ivr.frames import AudioFrame, FrameChunker, frames_of
 from ivr.interviewer import (InterviewState, Interviewer, Reply, ResumePoint, first_name, opening_sentences,
                              scripted_lines)
 from ivr.phrasing import FollowUpPhraser
-from understanding.listener import Listener
+from understanding.listener import Listener, prepare_rubrics
 from ivr.playback import Playback, Utterance
 from ivr.recording import StereoRecorder
 from ivr.resample import StreamResampler, resample
@@ -51,6 +51,7 @@ FIXED_KINDS = frozenset({"reprompt", "goodbye"})  # replies whose wording never 
 # Played from whole-sentence audio made beforehand: no silent gap can open inside them under load (the
 # opening is made while the phone rings, see opening_of).
 PREMADE_KINDS = FIXED_KINDS | {"greeting"}
+ANTICIPATE_AFTER_QUIET_MS = 100  # past the VAD's last voiced frame: a pause, which may end the turn
 OPEN_ANSWER_WORDS = 12  # fewer words than this, in answer to an interview question, is an answer just begun
 STT_LAG_FRAMES = 2  # the recogniser this far behind the line is decoding, not just between two frames
 TALKED_OVER_GRACE_MS = 600  # a reply begun this close to a prompt's end still heard the prompt
@@ -348,10 +349,20 @@ class InterviewSession:
         if self._stt is not job:
             return  # the turn has ended (or was dropped) since this was decoded
         self._partial = text
-        hesitant = trails_off(text) or self._answer_just_begun(text)
+        trailing = trails_off(text)
+        hesitant = trailing or self._answer_just_begun(text)
         self.endpointer.hold(hesitant)
         if not hesitant:
             self.endpointer.complete_through(heard_until_ms)
+        if not trailing and self.media_ms - self._last_voiced_ms >= ANTICIPATE_AFTER_QUIET_MS:
+            self._anticipate(text)  # (a recogniser's partial mid-word would start the model every word)
+
+    def _anticipate(self, text: str) -> None:
+        """A follow-up these words would earn is worded while the candidate pauses (~10 ms here to judge)."""
+        try:
+            self.interviewer.anticipate(text)
+        except Exception:  # only a head start is lost: the turn's own reply is worked out as usual
+            log.exception("could not anticipate the reply", extra={"interview_id": self.interview_id})
 
     def _answer_just_begun(self, text: str) -> bool:
         """A sentence or two into the answer to an interview question ("I can work evenings."): people pause
@@ -568,6 +579,7 @@ class InterviewSession:
         watchdog = asyncio.create_task(self._watch_stalled_line())
         try:
             loop = asyncio.get_running_loop()
+            loop.run_in_executor(self.engines.executor, prepare_rubrics, self.template.factors)
             # The opening's sentences in order (already made if the phone rang long enough): its first word
             # plays as soon as its first sentence is ready, the rest are made while that one plays.
             loop.run_in_executor(self.engines.executor, self.phrases.warm, (*self._opening, *ACKNOWLEDGEMENTS))

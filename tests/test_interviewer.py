@@ -518,3 +518,32 @@ async def test_a_model_that_keeps_missing_its_deadline_is_rested_not_waited_for(
     await phraser.follow_up(factor, factor.questions[0], VAGUE)
     assert len(model.requests) == MISSES_TO_REST + 1
     await _quiesce()
+
+
+async def test_a_follow_up_is_worded_while_the_candidate_pauses() -> None:
+    """At a pause after a vague answer the interviewer has the model start wording the follow-up; when the
+    turn ends on those words the wording is taken over, so the reply does not wait the model's 0.4 s.
+    Words that earn no follow-up start nothing; other words than the pause's start a fresh request."""
+    from fakes import FakeChatModel
+    phrased = "Can you tell me about a time you calmed an upset caller?"
+    model = FakeChatModel([phrased] * 3, delay_s=0.4)
+    interviewer = Interviewer(TEMPLATE, "Dana", FollowUpPhraser(model, deadline_s=1.0))
+    interviewer.opening()
+    await interviewer.on_candidate_turn("yes")
+    interviewer.anticipate(CONCRETE["Communication clarity"])
+    await asyncio.sleep(0)
+    assert model.requests == []  # a concrete answer moves on: nothing to word
+    await interviewer.on_candidate_turn(CONCRETE["Communication clarity"])  # on to Customer empathy
+    interviewer.anticipate(VAGUE)
+    await asyncio.sleep(0.45)  # the candidate's pause, and the turn ends on the same words
+    started = asyncio.get_running_loop().time()
+    reply = await interviewer.on_candidate_turn(VAGUE)
+    assert asyncio.get_running_loop().time() - started < 0.1
+    assert (reply.source, reply.say) == ("llm", (phrased,)) and len(model.requests) == 1
+
+    interviewer.anticipate("I guess")  # the candidate went on after this pause
+    await asyncio.sleep(0.01)
+    reply = await interviewer.on_candidate_turn("I guess I just stay calm, things like that.")
+    assert reply.source == "llm" and len(model.requests) == 3
+    assert "things like that" in model.requests[-1][-1].content
+    await _quiesce()

@@ -118,6 +118,29 @@ def test_whisper_incremental_decodes_during_the_turn_as_well_as_one_shot(whisper
     assert 0.0 <= final.confidence <= 1.0
 
 
+def test_whisper_short_window_hears_what_the_full_window_hears(whisper: WhisperStt,
+                                                                answers_16k: list[np.ndarray]) -> None:
+    """Pieces under 29 s are encoded in a 15 s window (a quarter of the encoder's cost): the words must be
+    as good as the full 30 s window's, and a one-word answer must not come back repeated."""
+    windowed = [whisper.decode(pcm, 0)[0] for pcm in answers_16k]
+    full = [whisper._decode_full(pcm.astype(np.float32) / 32768.0, 0)[0] for pcm in answers_16k]
+    reference = " ".join(ANSWERS)
+    assert word_error_rate(reference, " ".join(windowed)) <= word_error_rate(reference, " ".join(full)) + 0.03, \
+        list(zip(windowed, full))
+    for word in ("Yes.", "No.", "Okay."):
+        text, words = whisper.decode(phone_to_whisper(candidate_audio(word)), 0)
+        assert word_error_rate(word, text) == 0 and len(words) == 1, (word, text)
+
+
+def test_whisper_repeating_decodes_are_caught() -> None:
+    from ivr.stt.whisper_stt import _repeating
+    assert _repeating("Can you repeat that? Can you repeat that?", False)
+    assert _repeating("No. " * 30, False)
+    assert _repeating("I worked there.", True)  # used up its token budget
+    assert not _repeating("No. No.", False)  # one word twice is something people say
+    assert not _repeating("I worked at a bank. Then I worked at a call center.", False)
+
+
 def test_whisper_does_not_invent_words_for_silence(whisper: WhisperStt) -> None:
     stream = WhisperStt(SttSettings(), incremental=True).open_stream()
     assert all(stream.push(frame) is None for frame in silence_frames(4000, WHISPER_RATE))

@@ -290,6 +290,10 @@ class AnswerEvaluator:
     def version(self) -> str:
         return f"answer-evaluator-2/{(self.weights or {}).get('fitted_on', 'unfitted')}"
 
+    def prepare(self, factor: EvaluationFactor) -> None:
+        """Embed the factor's rubric ahead of its first answer."""
+        self._rubric(factor)
+
     def _rubric(self, factor: EvaluationFactor) -> _Rubric:
         key = (factor.name, factor.description, factor.anchors, factor.questions)
         with self._lock:
