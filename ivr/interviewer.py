@@ -28,6 +28,9 @@ log = logging.getLogger("phonescreen.ivr")
 
 GOODBYE = "Thank you for your time, and goodbye."
 BEGIN = "Thank you, let's begin."  # leads into the first question once consent is given
+NEXT = "Thank you."  # leads into each next question
+REPHRASE = "Let me put it another way."
+REPEAT = "Sure."  # before a question said again
 FOLLOW_UP_BELOW = 50  # evaluator score (0-100, calibrated on rated answers): below it, short of adequate
 REPROMPTS = ("Take your time.", "No rush. Take a moment to think it over.", "Whenever you're ready.",
              "I'm still here. Take your time.")
@@ -138,8 +141,8 @@ def scripted_lines(template: InterviewTemplate) -> frozenset[str]:
     questions = (line for factor in template.factors for line in sentences(factor.questions[0]))
     probes = (line for factor in template.factors for attempt in (1, 2)
               for line in sentences(example_probe(factor, factor.questions[0], attempt)))
-    return frozenset({*sentences(template.consent), BEGIN, *questions, *probes, *sentences(template.closing),
-                      GOODBYE})
+    return frozenset({*sentences(template.consent), BEGIN, NEXT, REPHRASE, REPEAT, *questions, *probes,
+                      *sentences(template.closing), GOODBYE})
 
 
 def first_name(full_name: str) -> str:
@@ -557,7 +560,7 @@ class Interviewer:
         self._factor_index += 1
         self._follow_ups = 0
         self._next_alternate = 1
-        return self._ask_main(self._factor.questions[0], lead="Thank you.")
+        return self._ask_main(self._factor.questions[0], lead=NEXT)
 
     def _ask_main(self, question: str, *, lead: str) -> Reply:
         self._record(question, "main")
@@ -570,8 +573,8 @@ class Interviewer:
                 and self._next_alternate < len(factor.questions)):
             alternate = factor.questions[self._next_alternate]
             self._next_alternate += 1
-            return self._ask_main(alternate, lead="Let me put it another way.")
-        return Reply(("Sure.", *sentences(self._prompt)), kind="repeat",
+            return self._ask_main(alternate, lead=REPHRASE)
+        return Reply((REPEAT, *sentences(self._prompt)), kind="repeat",
                      factor=factor.name if factor else None)
 
     def _record(self, question: str, kind: str) -> None:
