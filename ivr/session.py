@@ -13,31 +13,29 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import queue
 import random
 import re
-import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-
-import numpy as np
 
 from config.settings import VoiceSettings
 from config.templates import InterviewTemplate
 from ivr.answers import Intent, detect_intent, is_backchannel
 from ivr.engines import VoiceEngines
-from ivr.frames import AudioFrame, FrameChunker, frames_of
+from ivr.frames import AudioFrame, frames_of
 from ivr.interviewer import (InterviewState, Interviewer, Reply, ResumePoint, first_name, opening_sentences,
                              scripted_lines)
 from ivr.phrasing import FollowUpPhraser
 from understanding.listener import Listener, prepare_rubrics
 from ivr.playback import Playback, Utterance
 from ivr.recording import StereoRecorder
-from ivr.resample import StreamResampler, resample
 from ivr.stt.base import Transcript
+from ivr.speaker import Speaker
+from ivr.transcriber import TurnTranscriber
+from ivr.transcript_sink import TranscriptSink
 from ivr.tts.phrase_cache import ACKNOWLEDGEMENTS
 from ivr.vad import EndpointConfig, Endpointer, SpeechStarted, TurnEnded, trails_off
 from models.lifecycle import END_REASON_STATUS, Status
@@ -113,23 +111,8 @@ class _Signal:
     value: str = ""
 
 
-@dataclass
-class _SttJob:
-    """The STT stream of one candidate turn, fed on its own thread so decoding never delays frames."""
-    result: "asyncio.Future[Transcript]"
-    over_ai: bool = False  # it began while the AI was talking: a nod may be just that
-    first_frame_end_ms: int = 0  # media time at the end of its first frame (the preroll's oldest)
-    given: int = 0  # frames handed to its thread ...
-    done: int = 0  # ... and frames the thread has finished with (its partial, if any, sent)
-
-    def put(self, frame: AudioFrame | None) -> None:
-        self.given += 1
-        self.frames.put(frame)
-    frames: "queue.Queue[AudioFrame | None]" = field(default_factory=queue.Queue)
-
-
 class InterviewSession:
-    def __init__(self, *, store: SessionStore, interview_id: str, template: InterviewTemplate,
+    def __init__(self, *, store: TranscriptSink, interview_id: str, template: InterviewTemplate,
                  candidate_name: str, engines: VoiceEngines, voice: VoiceSettings, sample_rate: int = 8000,
                  recording_path: str | Path | None = None, timezone: str = "UTC",
                  resume: ResumePoint | None = None, earlier_legs_ms: int = 0,
@@ -146,7 +129,6 @@ class InterviewSession:
                                        can_transfer=can_transfer)
         self.vad = engines.vad(voice.vad_aggressiveness, sample_rate)
         self.playback = Playback(sample_rate)
-        self.phrases = engines.phrases(sample_rate)
         self.recorder = StereoRecorder(recording_path, sample_rate, append=resume is not None) \
             if recording_path else None
         self.control: asyncio.Queue[ClearPlayback | Hangup | Transfer] = asyncio.Queue()
@@ -159,7 +141,7 @@ class InterviewSession:
         self.idle.set()
         self._events: asyncio.Queue[_CandidateTurn | _Signal] = asyncio.Queue()
         self._preroll: deque[AudioFrame] = deque(maxlen=PREROLL_MS // 20)
-        self._stt: _SttJob | None = None
+        self._stt: TurnTranscriber | None = None
         self._partial = ""
         self._speech_started_ms = self.media_ms
         self._last_voiced_ms = self.media_ms
@@ -183,6 +165,8 @@ class InterviewSession:
         self._collecting: set[asyncio.Task] = set()  # turns whose final transcript is still coming
         # Lines every candidate of this template hears word for word: synthesized once per process.
         self._fixed_phrases = scripted_lines(template) | set(ACKNOWLEDGEMENTS)
+        self.speaker = Speaker(engines, sample_rate, self._fixed_phrases, interview_id=interview_id)
+        self.phrases = self.speaker.phrases
         # What the call opens with, made before its first word (a resumed call opens with a question instead).
         self._opening = () if resume is not None and resume.consented else opening_sentences(template, candidate_name)
 
@@ -282,7 +266,7 @@ class InterviewSession:
     @property
     def stt_backlog(self) -> int:
         """Frames of the turn in progress not yet taken by its speech recogniser."""
-        return self._stt.given - self._stt.done if self._stt is not None else 0
+        return self._stt.backlog if self._stt is not None else 0
 
     @property
     def thinking(self) -> bool:
@@ -307,42 +291,14 @@ class InterviewSession:
         self._silence_ms = 0
         self._partial = ""
         self._drop_stt()
-        job = _SttJob(result=asyncio.get_running_loop().create_future(), over_ai=self.playback.active,
-                      first_frame_end_ms=self.media_ms - 20 * (len(self._preroll) - 1))
+        job = TurnTranscriber(self.engines.stt, self.sample_rate, over_ai=self.playback.active,
+                              first_frame_end_ms=self.media_ms - 20 * (len(self._preroll) - 1),
+                              on_partial=self._on_partial, interview_id=self.interview_id)
         for frame in self._preroll:
             job.put(frame)
         self._stt = job
-        threading.Thread(target=self._run_stt, args=(job, asyncio.get_running_loop()), daemon=True,
-                         name="stt-turn").start()
 
-    def _run_stt(self, job: _SttJob, loop: asyncio.AbstractEventLoop) -> None:
-        """The STT thread of one turn: resample to the engine's rate, push frames, finish on None."""
-        stream = self.engines.stt.open_stream()
-        rate = self.engines.stt.sample_rate
-        resampler = StreamResampler(self.sample_rate, rate) if rate != self.sample_rate else None
-        chunker = FrameChunker(rate)
-        heard_until_ms = job.first_frame_end_ms - 20  # media time of the audio the stream has been given
-        try:
-            while (frame := job.frames.get()) is not None:
-                if frame is _DROP:
-                    return
-                heard_until_ms += 20
-                pcm = frame.pcm if resampler is None else resampler.process(frame.as_array()).tobytes()
-                for piece in chunker.feed(pcm):
-                    partial = stream.push(piece)
-                    if partial is not None and partial.text:
-                        loop.call_soon_threadsafe(self._on_partial, job, partial.text, heard_until_ms)
-                job.done += 1
-            if resampler is not None:
-                for piece in chunker.feed(resampler.flush().tobytes()):
-                    stream.push(piece)
-            result = stream.finish()
-            loop.call_soon_threadsafe(_resolve, job.result, result, None)
-        except Exception as exc:  # an engine failure loses this turn's text, never the call
-            log.exception("speech-to-text failed", extra={"interview_id": self.interview_id})
-            loop.call_soon_threadsafe(_resolve, job.result, None, exc)
-
-    def _on_partial(self, job: _SttJob, text: str, heard_until_ms: int) -> None:
+    def _on_partial(self, job: TurnTranscriber, text: str, heard_until_ms: int) -> None:
         """The words so far (of the audio up to `heard_until_ms`) tell the turn detector how long to wait:
         longer when they trail off ("um", "and", "because"), shorter when they are a finished thought and
         nothing was said after them."""
@@ -372,12 +328,12 @@ class InterviewSession:
 
     def _drop_stt(self) -> None:
         if self._stt is not None:
-            self._stt.frames.put(_DROP)
+            self._stt.drop()
             self._stt = None
 
     def _on_turn_ended(self, event: TurnEnded) -> None:
         job, self._stt = self._stt, None
-        job.frames.put(None)
+        job.finish()
         self.idle.clear()
         self._endpoint_wall = time.monotonic()
         timing = TurnTiming(endpoint_delay_ms=event.silence_ms)
@@ -394,7 +350,7 @@ class InterviewSession:
         self._collecting.add(task)
         task.add_done_callback(self._collecting.discard)
 
-    async def _collect_turn(self, job: _SttJob, event: TurnEnded, timing: TurnTiming) -> None:
+    async def _collect_turn(self, job: TurnTranscriber, event: TurnEnded, timing: TurnTiming) -> None:
         try:
             transcript = await job.result
         except Exception:
@@ -518,7 +474,7 @@ class InterviewSession:
             if utterance.done.is_set() or self._hung_up.is_set():
                 break  # interrupted or replaced: nothing more of it will be heard
             sentence = self.playback.add_sentence(utterance, text)
-            async for pcm in self._synthesize(text, cached=reply.kind in PREMADE_KINDS):
+            async for pcm in self.speaker.audio(text, cached=reply.kind in PREMADE_KINDS):
                 if timing is not None and timing.tts_first_audio_ms is None:
                     timing.tts_first_audio_ms = (time.monotonic() - ready_wall) * 1000
                 self.playback.enqueue(utterance, sentence, frames_of(pcm, self.sample_rate))
@@ -540,31 +496,6 @@ class InterviewSession:
         if self._pending is timing:
             self._cancel_pending()
         return not cut
-
-    async def _synthesize(self, text: str, *, cached: bool = False):
-        """TTS on the thread pool, chunks handed back as they are made, at the leg's rate. Fixed phrases
-        (the same for every candidate) come from the process-wide phrase cache."""
-        if cached or text in self._fixed_phrases:
-            yield await asyncio.get_running_loop().run_in_executor(self.engines.executor, self.phrases.get, text)
-            return
-        loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue[np.ndarray | None | BaseException] = asyncio.Queue()
-
-        def produce() -> None:
-            try:
-                for chunk in self.engines.tts.synthesize(text):
-                    loop.call_soon_threadsafe(chunks.put_nowait, resample(chunk, self.engines.tts.sample_rate,
-                                                                          self.sample_rate))
-                loop.call_soon_threadsafe(chunks.put_nowait, None)
-            except BaseException as exc:  # surfaced on the event loop, where the call can go on
-                loop.call_soon_threadsafe(chunks.put_nowait, exc)
-
-        loop.run_in_executor(self.engines.executor, produce)
-        while (item := await chunks.get()) is not None:
-            if isinstance(item, BaseException):
-                log.error("text-to-speech failed: %s", item, extra={"interview_id": self.interview_id})
-                return
-            yield item
 
     async def _wait_played(self, utterance: Utterance) -> None:
         done = asyncio.ensure_future(utterance.done.wait())
@@ -723,18 +654,6 @@ class InterviewSession:
         except Exception:
             log.exception("could not store the final status", extra={"interview_id": self.interview_id})
         self.control.put_nowait(Hangup(str(self.status)))
-
-
-_DROP = AudioFrame(b"", 8000)  # sentinel: abandon the STT stream of a burst that was not speech
-
-
-def _resolve(future: asyncio.Future, value: object, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
 
 
 def _clean(text: str) -> str:

