@@ -3,7 +3,8 @@
 A leg delivers what the candidate's side sends (20 ms frames paced in real time by the far end, keypad
 digits, the end of the line) and plays what it is given. `bridge` joins a leg to an InterviewSession:
 for each frame received it pushes that frame and sends what the leg asks for (one frame, or enough to keep
-a SIP call's small lead), so the far end's clock drives both directions and nothing queues up between them.
+a small lead queued at the far end: `dialer/send_lead.py`), so the far end's clock drives both directions
+and nothing queues up between them.
 """
 from __future__ import annotations
 
@@ -49,8 +50,9 @@ class Leg(ABC):
 
     def frames_to_send(self) -> int:
         """How many frames to send for the frame just received. One, for a leg paced by the far end; a leg
-        that knows how much it has queued keeps a small lead instead, so an event loop that runs late
-        leaves no gap in the AI's speech, and the burst of frames received after it leaves no backlog."""
+        that knows (SIP's port) or can work out from the clock (Twilio) how much it has queued keeps a small
+        lead instead, so an event loop that runs late leaves no gap in the AI's speech, and the burst of
+        frames received after it leaves no backlog."""
         return 1
 
     def clear(self) -> None:

@@ -7,11 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from config.settings import Settings, TtsSettings
+from ivr.frames import frames_of
 from ivr.llm.base import ChatModel
+from ivr.resample import resample
 from ivr.stt.base import SpeechToText
 from ivr.tts.base import TextToSpeech
-from ivr.tts.phrase_cache import PhraseCache
+from ivr.tts.phrase_cache import ACKNOWLEDGEMENTS, PhraseCache
 from ivr.vad import VoiceActivity, WebRtcVoiceActivity
 
 
@@ -47,6 +51,22 @@ def load_engines(settings: Settings, language: str = "en", *, with_llm: bool = T
                         llm=make_chat_model(settings.llm) if with_llm else None,
                         llm_deadline_s=settings.llm.follow_up_deadline_s,
                         phrase_dir=phrase_cache_dir(settings.tts))
+
+
+WARM_UP_TEXT = "Hello there."
+
+
+def warm_engines(engines: VoiceEngines, sample_rate: int) -> None:
+    """One short synthesis and one decode of it, so the first call does not pay for the models' first use
+    (graph set-up, allocations: a second or so on our cores, while its frames pile up). The phrases every
+    call may need at once (the acknowledgements) are made for the leg rate too (read from disk if kept)."""
+    chunks = list(engines.tts.synthesize(WARM_UP_TEXT))
+    pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    stream = engines.stt.open_stream()
+    for frame in frames_of(resample(pcm, engines.tts.sample_rate, engines.stt.sample_rate), engines.stt.sample_rate):
+        stream.push(frame)
+    stream.finish()
+    engines.phrases(sample_rate).warm(ACKNOWLEDGEMENTS)
 
 
 def phrase_cache_dir(settings: TtsSettings) -> Path | None:

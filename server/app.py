@@ -17,7 +17,7 @@ from server.errors import error_middleware, quiet_malformed_requests
 from server.jobs import ROLE, start_background_jobs
 from server.http import API_ROUTE_TABLE, SETTINGS, STORE, Handler, Route
 from server.shutdown import OPS, Operations, wind_down
-from server.voice import VOICE, VoiceRuntime
+from server.voice import VOICE, VoiceRuntime, load_at_start
 
 API_ROUTES: list[Route] = [*api_positions.ROUTES, *api_candidates.ROUTES, *api_interviews.ROUTES,
                            *api_campaigns.ROUTES, *api_webhooks.ROUTES, *recording_urls.ROUTES,
@@ -52,8 +52,9 @@ async def _no_sniff(request: web.Request, response: web.StreamResponse) -> None:
 
 
 def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool = True,
-             engines: VoiceEngines | None = None, role: str = "all") -> web.Application:
-    """`engines`: voice engines already loaded (tests, the demo); else the first in-process call loads them.
+             engines: VoiceEngines | None = None, role: str = "all", load_voice: bool = False) -> web.Application:
+    """`engines`: voice engines already loaded (tests, the demo); else `load_voice` loads and warms them
+    before the server listens (`serve` with Twilio enabled), or the first in-process call loads them.
     `role`: which background jobs this node runs (server.jobs: all, api or dialer)."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
                           middlewares=[error_middleware, auth_middleware])
@@ -63,6 +64,8 @@ def make_app(settings: Settings, store: SessionStore, *, background_jobs: bool =
     app[API_ROUTE_TABLE] = [*API_ROUTES, *openapi.ROUTES]
     app[ROUTE_SCOPES] = _add_api_routes(app, app[API_ROUTE_TABLE])
     app.on_response_prepare.append(_no_sniff)
+    if load_voice:
+        app.on_startup.append(load_at_start)
     quiet_malformed_requests()
     web_channel.add_routes(app)  # /join, /ws/join, /static: no API key (the join token / admin login guard them)
     campaign_link.add_routes(app)  # /apply: a campaign's shared link (its token in the body guards it)

@@ -1,18 +1,25 @@
 """Interviews the server process runs itself (Twilio Media Streams, the web channel): the voice engines are
-loaded once, on first use, and every such call goes through `run_interview`, which starts it with the one
-`dialer.interview_call.start_interview`. SIP calls run in media worker processes instead (dialer/sip)."""
+loaded once, and every such call goes through `run_interview`, which starts it with the one
+`dialer.interview_call.start_interview`. SIP calls run in media worker processes instead (dialer/sip).
+
+`serve` with Twilio enabled loads and warms the engines before it listens (`load_at_start`): a Twilio call
+can come at any moment, and its first one would otherwise wait a second or more for them. Otherwise they
+are loaded by the first call (the web channel, tests that pass no engines)."""
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from config.settings import Settings
 from dialer.interview_call import start_interview
 from dialer.leg import Leg
-from ivr.engines import VoiceEngines, load_engines
+from dialer.twilio.leg import RATE as TWILIO_RATE
+from ivr.engines import VoiceEngines, load_engines, warm_engines
 from ivr.session import InterviewSession
 from server.http import SETTINGS, STORE
 from server.metrics import METRICS
@@ -37,6 +44,30 @@ async def engines_of(app: web.Application) -> VoiceEngines:
             log.info("loading voice engines")
             runtime.engines = await asyncio.get_running_loop().run_in_executor(None, load_engines, app[SETTINGS])
     return runtime.engines
+
+
+def loads_at_start(settings: Settings) -> bool:
+    """Whether `serve` loads the engines before it listens: when Twilio may stream a call in at once."""
+    return settings.twilio.enabled
+
+
+class EnginesUnavailable(RuntimeError):
+    """The voice engines did not load at start-up (a model missing): `serve` stops, saying why."""
+
+
+async def load_at_start(app: web.Application) -> None:
+    """An on_startup hook: aiohttp's runner awaits it before the socket listens, so no call is taken
+    before the engines are loaded and have made one short sentence and decoded it."""
+    started = time.monotonic()
+    try:
+        engines = await engines_of(app)
+    except Exception as exc:  # FileNotFoundError is an OSError: it must not pass for a port in use
+        raise EnginesUnavailable(f"the voice engines could not load: {exc}") from exc
+    try:
+        await asyncio.get_running_loop().run_in_executor(engines.executor, warm_engines, engines, TWILIO_RATE)
+    except Exception:  # loaded but not warmed: the first call pays the first use, as before
+        log.exception("voice engines did not warm up")
+    log.info("voice engines ready in %.1f s", time.monotonic() - started)
 
 
 async def run_interview(app: web.Application, interview_id: str, leg: Leg) -> str:

@@ -9,8 +9,9 @@ latency benchmark. It listens on 127.0.0.1 and plays both of Twilio's roles:
   status), and, once answered, the client side of a bidirectional Media Stream to the TwiML's
   <Connect><Stream url>: `connected`, `start` (with the <Parameter>s as customParameters), the callee's
   voice as 20 ms mu-law `media` paced in real time, `stop` when the call ends. What the server sends is
-  buffered and "played" one 20 ms frame per tick to a SimulatedCandidate; a `mark` is echoed only once
-  the audio queued before it has been played, and `clear` empties the buffer (echoing the marks in it);
+  buffered and "played" one 20 ms frame per tick to a SimulatedCandidate (the most ever buffered is kept:
+  a backlog there makes every reply late); a `mark` is echoed only once the audio queued before it has
+  been played, and `clear` empties the buffer (echoing the marks in it);
 - inbound calls (`call_in`): a signed POST to the number's voice webhook, whose <Connect><Stream> it follows;
 - the Messages resource: POST .../Messages.json (To, From, Body, StatusCallback) creates an SMS, then its
   signed status callbacks follow (queued, sent, then delivered, or undelivered / failed with an ErrorCode,
@@ -107,6 +108,9 @@ class DoubleCall:
     clears: int = 0
     protocol_errors: list[str] = field(default_factory=list)  # what the server sent that Twilio would reject
     heard_loud_ms: list[int] = field(default_factory=list)  # candidate media time of each loud frame it heard
+    # The most audio waiting in the playout buffer at a tick, in 20 ms frames: how late what the server
+    # sent then was heard (a backlog here delays every reply by as much)
+    max_buffered_frames: int = 0
     stream_end: str = ""  # callee_hung_up | rest_hangup | redirected | server_closed | dropped | max_duration | refused
     answered_at: float | None = None
     hangup_requested: asyncio.Event = field(default_factory=asyncio.Event)
@@ -416,6 +420,7 @@ class TwilioDouble:
             if tick * TICK_S > callee.max_call_s:
                 await self._stop(ws, call, sequence)
                 return "max_duration"
+            call.max_buffered_frames = max(call.max_buffered_frames, playout.frames)
             heard, reached = playout.play()
             for name in reached + playout.take_cleared():
                 call.marks_echoed.append(name)
@@ -490,6 +495,11 @@ class Playout:
 
     def add_mark(self, name: str) -> None:
         self._items.append(name)
+
+    @property
+    def frames(self) -> int:
+        """Audio frames waiting to be played."""
+        return sum(1 for item in self._items if not isinstance(item, str))
 
     def clear(self) -> None:
         """Drop the buffered audio; its marks are echoed at once."""

@@ -18,14 +18,12 @@ from typing import Callable
 
 import pjsua2 as pj
 
+from dialer.send_lead import SEND_LEAD_FRAMES, frames_short
 from ivr.frames import AudioFrame, samples_per_frame
 
 RATE = 8000
 FRAME_BYTES = 2 * samples_per_frame(RATE)
 MAX_OUTBOUND_FRAMES = 50  # 1 s; the bridge keeps SEND_LEAD_FRAMES queued, so it stays near that
-# Frames kept queued ahead of pjsip's clock: the event loop may run this late (other calls' work, a busy
-# core) before the AI's speech has a gap in it; each costs 20 ms of reply latency.
-SEND_LEAD_FRAMES = 3
 REUSE_AFTER_S = 1.0  # many bridge ticks: the old call's stream is disconnected from the port by then
 
 
@@ -67,7 +65,7 @@ class FramePort(pj.AudioMediaPort):
 
     def frames_wanted(self) -> int:
         """Frames to queue now to keep the lead (none while the queue is at it or above)."""
-        return max(0, SEND_LEAD_FRAMES - len(self.outbound))
+        return frames_short(len(self.outbound), SEND_LEAD_FRAMES)  # pjsip pops one per tick: the queue is exact
 
     def clear(self) -> None:
         self.outbound.clear()

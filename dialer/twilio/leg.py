@@ -1,8 +1,12 @@
 """TwilioLeg: one interview's audio over a bidirectional Twilio Media Stream (<Connect><Stream>).
 
-Twilio paces the candidate's side in real time (20 ms of mu-law per `media` message); `bridge` answers
-each frame with one, so what we send is played at the pace it is made and nothing piles up. After each
-stretch of AI speech the leg sends a `mark`; Twilio echoes it once the audio before it has been played
+Twilio paces the candidate's side in real time (20 ms of mu-law per `media` message) and plays what we
+send from a buffer, in real time and no faster. So sending follows the wall clock, not the count of
+frames received: for each frame received the leg asks for just enough to keep LEAD_FRAMES of audio ahead
+of what Twilio has played (`dialer/send_lead.py`). Frames that arrive in a burst after our event loop
+stalled (a model loading, another call's work) add nothing to that buffer, so a stall never makes every
+later reply late; a `clear` empties the buffer and the lead is built again from then. After each stretch
+of AI speech the leg sends a `mark`; Twilio echoes it once the audio before it has been played
 to the caller, so the leg knows what was really heard: `hang_up` waits for the goodbye's mark before it
 ends the call through REST. A barge-in sends `clear` (Twilio drops its buffer and echoes the marks in
 it). Malformed or foreign messages are logged and dropped; too many of them end the stream.
@@ -19,6 +23,7 @@ from typing import Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from dialer.leg import Dtmf, Leg, LegEvent, LineEnded
+from dialer.send_lead import PlayoutClock
 from dialer.twilio import media_streams as wire
 from dialer.twilio.calls import dial_twiml
 from ivr.frames import AudioFrame, FrameChunker, silence
@@ -29,14 +34,19 @@ RATE = 8000  # Media Streams carry mu-law at 8 kHz
 MAX_BAD_MESSAGES = 50  # then the far end is not Twilio, or broken: the stream ends (the interview is partial)
 MAX_QUEUED_MESSAGES = 1500  # 30 s of audio not yet written to the socket: beyond that the socket is dead
 PLAYED_WAIT_S = 5.0  # at most this long for Twilio to confirm the last words were played before hanging up
+# Audio kept in Twilio's buffer ahead of its playout. More than a SIP port's 3: we send only when a frame
+# comes in, and the candidate's frames cross the internet over TCP, so one may come 100 ms late.
+LEAD_FRAMES = 5
 
 
 class TwilioLeg(Leg):
     sample_rate = RATE
 
     def __init__(self, ws: web.WebSocketResponse, stream_sid: str, *, end_call: Callable[[], Awaitable[None]],
-                 interview_id: str = "", redirect: Callable[[str], Awaitable[None]] | None = None) -> None:
-        """`end_call` ends the call through REST; `redirect(twiml)` gives it new instructions (a transfer)."""
+                 interview_id: str = "", redirect: Callable[[str], Awaitable[None]] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`end_call` ends the call through REST; `redirect(twiml)` gives it new instructions (a transfer);
+        `clock` is the wall clock Twilio plays our audio by (tests pass their own)."""
         self.stream_sid = stream_sid
         self.marks_pending: list[str] = []  # sent, not yet echoed: audio Twilio still has to play
         self.marks_played: list[str] = []  # echoed: played to the caller (or dropped by a clear)
@@ -50,6 +60,7 @@ class TwilioLeg(Leg):
         self._ended: LineEnded | None = None
         self._hung_up = False
         self._speaking = False  # the last frame sent was AI speech (not the idle line)
+        self.playout = PlayoutClock(clock)  # what Twilio still has to play of what we sent
         self._marks_made = 0
         self._outbox: deque[tuple[str, str | None]] = deque()  # (message, the mark it carries)
         self._wake = asyncio.Event()
@@ -118,6 +129,9 @@ class TwilioLeg(Leg):
         return self._ended
 
     # -- to Twilio ----------------------------------------------------------------------------------
+    def frames_to_send(self) -> int:
+        return self.playout.frames_wanted(LEAD_FRAMES)
+
     def send(self, frame: AudioFrame) -> None:
         if self._ended is not None or self._hung_up:
             return
@@ -128,6 +142,7 @@ class TwilioLeg(Leg):
         else:
             self._speaking = True
         self._post(wire.media_message(self.stream_sid, ulaw_encode(frame.pcm)))
+        self.playout.sent()
 
     def clear(self) -> None:
         if self._ended is not None or self._hung_up:
@@ -137,6 +152,7 @@ class TwilioLeg(Leg):
                 self.marks_pending.remove(mark)
         self._outbox.clear()
         self._speaking = False
+        self.playout.clear()  # Twilio drops its buffer: the lead is built again from now
         self.clears += 1
         self._post(wire.clear_message(self.stream_sid))
 

@@ -20,6 +20,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from dialer.twilio.settings_check import check_twilio_settings
     from server.app import make_app
+    from server.voice import EnginesUnavailable, loads_at_start
 
     server = dataclasses.replace(settings.server, host=args.host or settings.server.host,
                                  port=args.port or settings.server.port)
@@ -29,9 +30,13 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     with open_store(settings) as store:  # opening the store applies pending migrations
         try:
             # run_app stops cleanly on SIGINT and SIGTERM; its `print` hook runs once the socket listens.
-            web.run_app(make_app(settings, store, role=args.role), host=server.host, port=server.port,
+            # With Twilio enabled the voice engines are loaded and warmed before the socket listens.
+            app = make_app(settings, store, role=args.role, load_voice=loads_at_start(settings))
+            web.run_app(app, host=server.host, port=server.port,
                         print=lambda _banner: print(f"phonescreen listening on {url} (role {args.role})",
                                                     flush=True))
+        except EnginesUnavailable as exc:
+            raise CliError(str(exc), 1) from None
         except OSError as exc:
             raise CliError(f"cannot listen on {server.host}:{server.port}: {exc.strerror or exc}", 1) from None
     return 0
