@@ -18,7 +18,7 @@ from browser import write_wav
 from sip_harness import SHORT_ANSWERS, new_interview, short_template, sim_phone, sip_settings
 from sipp import baresip, candidate_track, rtp_packets, sipp, write_pcap, write_ulaw
 from test_sip_calls import SHORT_SCRIPT, candidate_text
-from voice import transcribe_wav, word_error_rate
+from voice import transcribe_wav, word_error_rate, word_recall
 
 # Fixed offsets, not interactive: generous, so a loaded machine speaking late is not talked over
 # (the short template re-prompts only after 15 s of silence).
@@ -192,4 +192,8 @@ async def test_a_line_echoing_our_rtp_sends_our_own_voice_back(settings, store, 
     # channel) must come back on the candidate's channel (left).
     said = transcribe_wav(engines.stt, recording, channel=1)
     heard = transcribe_wav(engines.stt, recording, channel=0)
-    assert len(heard.split()) >= 5 and word_error_rate(said, heard) <= 0.4, (said, heard)
+    # Our words come back: most of what the AI said is among the words heard. (Not an edit distance: when
+    # the echo keeps the interviewer answering itself, one reply repeats a dozen times, and a misheard word
+    # in each repeat, or a repeat cut at the hang-up, misaligns the two transcripts.)
+    recall = word_recall(said, heard)
+    assert len(heard.split()) >= 5 and recall >= 0.6, (recall, said, heard)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import wave
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,12 @@ def silence_frames(ms: int, rate: int) -> list[AudioFrame]:
 def _words(text: str) -> list[str]:
     words = re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
     return [_NUMBER_WORDS[int(w)] if w.isdigit() and int(w) < len(_NUMBER_WORDS) else w for w in words]
+
+
+def word_recall(reference: str, hypothesis: str) -> float:
+    """Share of the reference's words found among the hypothesis's, counted as multisets (order ignored)."""
+    ref, hyp = Counter(_words(reference)), Counter(_words(hypothesis))
+    return sum((ref & hyp).values()) / max(1, sum(ref.values()))
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:

@@ -277,6 +277,7 @@ class AnswerEvaluator:
         self.thresholds = {**DEFAULT_THRESHOLDS, **((weights or {}).get("thresholds") or {})}
         self._rubrics: dict[tuple, _Rubric] = {}
         self._lock = threading.Lock()
+        self._building = threading.Lock()  # prepare(): calls starting together embed a rubric once
         self._protos = {name: self._embedder.embed(list(texts)) for name, texts in (
             ("proto_hostile", prototypes.HOSTILE), ("proto_buzz", prototypes.BUZZWORDS),
             ("proto_offtopic", prototypes.OFF_TOPIC), ("proto_noanswer", prototypes.NO_ANSWER))}
@@ -292,7 +293,8 @@ class AnswerEvaluator:
 
     def prepare(self, factor: EvaluationFactor) -> None:
         """Embed the factor's rubric ahead of its first answer."""
-        self._rubric(factor)
+        with self._building:
+            self._rubric(factor)
 
     def _rubric(self, factor: EvaluationFactor) -> _Rubric:
         key = (factor.name, factor.description, factor.anchors, factor.questions)
