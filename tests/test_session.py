@@ -42,7 +42,10 @@ async def test_full_interview_is_transcribed_and_stored(store, sample_template, 
     agent = [t for t in turns if t.role == "agent"]
     spoken = [t for t in turns if t.role == "candidate"]
     assert "Ana" in agent[0].text and sample_template.company in agent[0].text  # the greeting was played
-    assert len(spoken) == len(candidate.said) == 5
+    assert len(spoken) == len(candidate.said) == 5, (
+        [(t.text, t.start_ms, t.end_ms, t.interrupted) for t in spoken],
+        [(a.text[:30], a.start_ms, a.last_word_ms, a.barged_in) for a in candidate.said],
+        [(t.text[:30], t.start_ms, t.end_ms) for t in agent])
     wer = word_error_rate(" ".join(a.text for a in candidate.said), " ".join(t.text for t in spoken))
     assert wer <= 0.15, [t.text for t in spoken]
     assert all(t.stt_confidence is not None and 0 <= t.stt_confidence <= 1 for t in spoken)
