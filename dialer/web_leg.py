@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from dialer.leg import Dtmf, Leg, LegEvent, LineEnded
+from dialer.send_lead import PlayoutClock
 from ivr.frames import AudioFrame, FrameChunker
 
 log = logging.getLogger("phonescreen.dialer")
@@ -29,6 +30,9 @@ WEB_RATE = 16000
 MAX_MESSAGE_BYTES = 64 * 1024  # 2 s of audio in one message is already far more than a browser sends
 MAX_OUTBOX = 250  # 5 s of 20 ms frames: a browser that stops reading loses audio, the server no memory
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
+# Frames kept ahead of the browser's playout (it primes 40 ms more before it plays): covers the event loop
+# and the network running this late, and no more, so a burst of microphone frames leaves no backlog.
+LEAD_FRAMES = 5
 _CLOSE = object()  # outbox sentinel: everything before it is sent, then the writer stops
 
 
@@ -46,6 +50,7 @@ class WebLeg(Leg):
         self._wake = asyncio.Event()
         self._dropped = 0
         self._hung_up = False
+        self.playout = PlayoutClock()  # what the browser still has to play of what we sent
         self._writer = asyncio.create_task(self._write_forever(), name=f"web-leg-writer-{interview_id}")
 
     # -- the candidate's side ------------------------------------------------------------------------
@@ -101,6 +106,9 @@ class WebLeg(Leg):
         self._inbox.clear()
 
     # -- our side ------------------------------------------------------------------------------------
+    def frames_to_send(self) -> int:
+        return self.playout.frames_wanted(LEAD_FRAMES)
+
     def send(self, frame: AudioFrame) -> None:
         if self._ended is not None or self._hung_up:
             return
@@ -110,6 +118,7 @@ class WebLeg(Leg):
                 log.warning("browser is not reading; dropping audio", extra={"interview_id": self._interview_id})
             return
         self._outbox.append(frame.pcm)
+        self.playout.sent()
         self._wake.set()
 
     def notify(self, message: dict[str, Any]) -> None:
@@ -122,6 +131,7 @@ class WebLeg(Leg):
         kept = [item for item in self._outbox if not isinstance(item, bytes)]
         self._outbox.clear()
         self._outbox.extend(kept)
+        self.playout.clear()
         self.notify({"type": "clear"})
 
     async def hang_up(self, reason: str) -> None:

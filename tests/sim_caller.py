@@ -1,8 +1,9 @@
 """A simulated candidate who calls us: `python tests/sim_caller.py --to sip:interview@127.0.0.1:5080
 --caller +14155550100 --answers '["Yes.", ...]'`. A pjsua2 endpoint on 127.0.0.1 places one call from
 sip:CALLER@127.0.0.1:PORT and, once answered, plays a SimulatedCandidate over RTP (Piper answers, each
-spoken after the other side has finished talking). Prints one JSON line when the call is over: the final
-SIP code, what it said, how much speech it heard, who hung up. Every wait is bounded."""
+spoken after the other side has finished talking). Prints one JSON line as soon as the call is over (before
+pjsua2 is torn down, so a teardown that hangs cannot hide it): the final SIP code, what it said, how much
+speech it heard, who hung up. Every wait is bounded."""
 from __future__ import annotations
 
 import argparse
@@ -78,6 +79,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(call.disconnected.wait(), 5)
         report["code"] = call.status_code
+        print(json.dumps(report), flush=True)
         call.release()
         poller.cancel()
         del call, account
@@ -98,7 +100,7 @@ def main() -> None:
     parser.add_argument("--ai-done-ms", type=int, default=2000, help="quiet that means the other side finished")
     parser.add_argument("--max-call-s", type=float, default=240)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main_async(args))), flush=True)
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """What the Twilio leg sends follows the wall clock, not the count of frames it receives: after the event
 loop or the engines' loading stalled, the burst of frames that comes in is answered with no more than the
 small lead, so no backlog builds up in Twilio's buffer (it would make every reply of the call late), and a
-`clear` re-anchors the lead. And `serve` with Twilio enabled loads and warms the engines before it listens.
-Fakes only: no speech model, a few seconds in all."""
+`clear` re-anchors the lead. The web leg (a browser's ring buffer) keeps the same lead. And `serve` with
+Twilio enabled loads and warms the engines before it listens. Fakes only: no speech model, a few seconds in all."""
 from __future__ import annotations
 
 import asyncio
@@ -14,6 +14,8 @@ from aiohttp.test_utils import unused_port
 
 from dialer.send_lead import FRAME_S, PlayoutClock
 from dialer.twilio.leg import LEAD_FRAMES, TwilioLeg
+from dialer.web_leg import LEAD_FRAMES as WEB_LEAD_FRAMES
+from dialer.web_leg import WebLeg
 from fakes import fake_engines
 from ivr.frames import AudioFrame, samples_per_frame
 from ivr.tts.phrase_cache import ACKNOWLEDGEMENTS
@@ -52,7 +54,25 @@ class FakeSocket:
         return sum(1 for message in self.sent if message["event"] == "media")
 
 
-def answer(leg: TwilioLeg) -> int:
+class FakeBrowserSocket:
+    """The send side of a browser's websocket: the audio bytes and control messages the web leg wrote."""
+
+    def __init__(self) -> None:
+        self.audio_bytes = 0
+        self.controls: list[dict] = []
+        self.closed = False
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.audio_bytes += len(data)
+
+    async def send_str(self, text: str) -> None:
+        self.controls.append(json.loads(text))
+
+    async def close(self, code: int = 1000) -> None:
+        self.closed = True
+
+
+def answer(leg: TwilioLeg | WebLeg) -> int:
     """What `bridge` does for each frame received: send what the leg asks for."""
     wanted = leg.frames_to_send()
     for _ in range(wanted):
@@ -101,6 +121,24 @@ async def test_a_burst_after_a_stall_sends_only_the_lead_and_a_clear_re_anchors_
     await leg.close()
     assert ws.media() == sent + since_clear  # every frame counted was written, no more
     assert any(message["event"] == "clear" for message in ws.sent)
+
+
+async def test_the_web_leg_keeps_a_lead_in_the_browser_not_a_backlog() -> None:
+    clock, ws = FakeClock(), FakeBrowserSocket()
+    leg = WebLeg(ws)
+    leg.playout = PlayoutClock(clock)
+    assert answer(leg) == WEB_LEAD_FRAMES
+    clock.now += 1.0  # the engines were loading: a second of microphone frames arrives at once
+    assert sum(answer(leg) for _ in range(50)) == WEB_LEAD_FRAMES
+    for _ in range(10):  # then steady: one out for each one in
+        clock.now += FRAME_S
+        assert answer(leg) == 1
+    await asyncio.sleep(0.01)
+    leg.clear()  # a barge-in: the browser empties its ring, the lead is built again from now
+    assert answer(leg) == WEB_LEAD_FRAMES
+    await leg.close()
+    assert ws.audio_bytes == (3 * WEB_LEAD_FRAMES + 10) * len(SPEECH.pcm)
+    assert {"type": "clear"} in ws.controls
 
 
 def test_the_playout_clock_counts_what_is_still_queued() -> None:
