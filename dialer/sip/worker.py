@@ -210,6 +210,9 @@ class MediaWorker:
         call.hang_up_now()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(call.disconnected.wait(), DISCONNECT_WAIT_S)
+        log.info("call ended: %s (SIP %s)%s", status or "no interview", call.status_code,
+                 "" if call.disconnected.is_set() else "; the line did not confirm the hang-up",
+                 extra=_call_extra(key, call))  # before release: it reads the call
         self.calls.pop(key, None)
         if call.disconnected.is_set():
             call.release()
