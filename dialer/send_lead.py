@@ -4,8 +4,8 @@
 stalled (a model loading, another call's work). Sending one frame per frame received turns such a burst
 into a backlog the far end plays for the rest of the call: every reply late by the stall. So a leg keeps
 a lead instead: a few frames queued, enough to cover the loop running that late, never more. A SIP port
-counts its queue (`dialer/sip/media.py`); a Twilio stream only knows what it sent, so `PlayoutClock`
-works its queue out from the wall clock.
+counts its queue (`dialer/sip/media.py`); a Twilio stream or a browser only knows what it sent, so
+`PlayoutClock` works its queue out from the wall clock.
 """
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from ivr.frames import FRAME_MS
 # Frames kept queued ahead of the far end's clock: the event loop may run this late before the AI's
 # speech has a gap in it; each costs 20 ms of reply latency.
 SEND_LEAD_FRAMES = 3
+# A leg that knows its far end's queue only from the clock (Twilio, a browser) keeps more: we send only
+# when a frame comes in, and the candidate's frames cross the internet over TCP, so one may come 100 ms late.
+CLOCKED_LEAD_FRAMES = 5
 FRAME_S = FRAME_MS / 1000
 
 
@@ -42,7 +45,7 @@ class PlayoutClock:
         ahead = (self._played_out_at - self._clock()) / FRAME_S
         return max(0, math.ceil(round(ahead, 6)))  # rounded: 2.0000000001 frames are two
 
-    def frames_wanted(self, lead: int = SEND_LEAD_FRAMES) -> int:
+    def frames_wanted(self, lead: int = CLOCKED_LEAD_FRAMES) -> int:
         return frames_short(self.queued(), lead)
 
     def sent(self) -> None:

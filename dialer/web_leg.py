@@ -30,9 +30,6 @@ WEB_RATE = 16000
 MAX_MESSAGE_BYTES = 64 * 1024  # 2 s of audio in one message is already far more than a browser sends
 MAX_OUTBOX = 250  # 5 s of 20 ms frames: a browser that stops reading loses audio, the server no memory
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
-# Frames kept ahead of the browser's playout (it primes 40 ms more before it plays): covers the event loop
-# and the network running this late, and no more, so a burst of microphone frames leaves no backlog.
-LEAD_FRAMES = 5
 _CLOSE = object()  # outbox sentinel: everything before it is sent, then the writer stops
 
 
@@ -107,7 +104,7 @@ class WebLeg(Leg):
 
     # -- our side ------------------------------------------------------------------------------------
     def frames_to_send(self) -> int:
-        return self.playout.frames_wanted(LEAD_FRAMES)
+        return self.playout.frames_wanted()  # the browser primes 40 ms more before it plays
 
     def send(self, frame: AudioFrame) -> None:
         if self._ended is not None or self._hung_up:

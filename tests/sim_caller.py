@@ -54,7 +54,7 @@ async def talk(call: SipCall, script: CandidateScript, max_call_s: float, report
     report["said"] = [answer.text for answer in candidate.said]
 
 
-async def main_async(args: argparse.Namespace) -> dict:
+async def main_async(args: argparse.Namespace) -> None:
     script = CandidateScript("caller", tuple(json.loads(args.answers)), ai_done_ms=args.ai_done_ms)
     for text in script.answers:  # synthesized now, never during the call
         candidate_audio(text)
@@ -87,7 +87,6 @@ async def main_async(args: argparse.Namespace) -> dict:
         gc.collect()
         await asyncio.sleep(0.2)  # the bridge removes the dropped ports on its next ticks
         endpoint.libDestroy()
-    return report
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ import time
 import pytest
 from aiohttp.test_utils import unused_port
 
+from dialer.send_lead import CLOCKED_LEAD_FRAMES as LEAD_FRAMES
 from dialer.send_lead import FRAME_S, PlayoutClock
-from dialer.twilio.leg import LEAD_FRAMES, TwilioLeg
-from dialer.web_leg import LEAD_FRAMES as WEB_LEAD_FRAMES
+from dialer.twilio.leg import TwilioLeg
 from dialer.web_leg import WebLeg
 from fakes import fake_engines
 from ivr.frames import AudioFrame, samples_per_frame
@@ -127,17 +127,17 @@ async def test_the_web_leg_keeps_a_lead_in_the_browser_not_a_backlog() -> None:
     clock, ws = FakeClock(), FakeBrowserSocket()
     leg = WebLeg(ws)
     leg.playout = PlayoutClock(clock)
-    assert answer(leg) == WEB_LEAD_FRAMES
+    assert answer(leg) == LEAD_FRAMES
     clock.now += 1.0  # the engines were loading: a second of microphone frames arrives at once
-    assert sum(answer(leg) for _ in range(50)) == WEB_LEAD_FRAMES
+    assert sum(answer(leg) for _ in range(50)) == LEAD_FRAMES
     for _ in range(10):  # then steady: one out for each one in
         clock.now += FRAME_S
         assert answer(leg) == 1
     await asyncio.sleep(0.01)
     leg.clear()  # a barge-in: the browser empties its ring, the lead is built again from now
-    assert answer(leg) == WEB_LEAD_FRAMES
+    assert answer(leg) == LEAD_FRAMES
     await leg.close()
-    assert ws.audio_bytes == (3 * WEB_LEAD_FRAMES + 10) * len(SPEECH.pcm)
+    assert ws.audio_bytes == (3 * LEAD_FRAMES + 10) * len(SPEECH.pcm)
     assert {"type": "clear"} in ws.controls
 
 

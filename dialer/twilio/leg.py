@@ -2,7 +2,7 @@
 
 Twilio paces the candidate's side in real time (20 ms of mu-law per `media` message) and plays what we
 send from a buffer, in real time and no faster. So sending follows the wall clock, not the count of
-frames received: for each frame received the leg asks for just enough to keep LEAD_FRAMES of audio ahead
+frames received: for each frame received the leg asks for just enough to keep CLOCKED_LEAD_FRAMES of audio ahead
 of what Twilio has played (`dialer/send_lead.py`). Frames that arrive in a burst after our event loop
 stalled (a model loading, another call's work) add nothing to that buffer, so a stall never makes every
 later reply late; a `clear` empties the buffer and the lead is built again from then. After each stretch
@@ -34,9 +34,6 @@ RATE = 8000  # Media Streams carry mu-law at 8 kHz
 MAX_BAD_MESSAGES = 50  # then the far end is not Twilio, or broken: the stream ends (the interview is partial)
 MAX_QUEUED_MESSAGES = 1500  # 30 s of audio not yet written to the socket: beyond that the socket is dead
 PLAYED_WAIT_S = 5.0  # at most this long for Twilio to confirm the last words were played before hanging up
-# Audio kept in Twilio's buffer ahead of its playout. More than a SIP port's 3: we send only when a frame
-# comes in, and the candidate's frames cross the internet over TCP, so one may come 100 ms late.
-LEAD_FRAMES = 5
 
 
 class TwilioLeg(Leg):
@@ -130,7 +127,7 @@ class TwilioLeg(Leg):
 
     # -- to Twilio ----------------------------------------------------------------------------------
     def frames_to_send(self) -> int:
-        return self.playout.frames_wanted(LEAD_FRAMES)
+        return self.playout.frames_wanted()
 
     def send(self, frame: AudioFrame) -> None:
         if self._ended is not None or self._hung_up:
