@@ -26,7 +26,9 @@ language = "en-US"
 company = "Acme Support"
 greeting = "Hi {candidate_name}, this is the automated interviewer from {company}."
 consent = "This call is recorded and run by an AI interviewer. Do you agree to continue? Say yes or press 1."
-closing = "That's all my questions. Thank you for your time. Goodbye."
+# "Goodbye." alone, after a pause, ends a long call where Whisper tiny drops it (0 of 10 placings); joined
+# to the sentence before it, 10 of 10 are heard.
+closing = "That's all my questions. Thank you for your time, and goodbye."
 max_duration_s = 300
 inactivity_timeout_s = 60
 silence_reprompt_s = 15  # SIPp/baresip play fixed timelines: leave them slack
