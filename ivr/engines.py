@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from config.settings import Settings, TtsSettings
+from config.settings import LlmSettings, Settings, TtsSettings
 from ivr.frames import frames_of
 from ivr.llm.base import ChatModel
 from ivr.resample import resample
@@ -24,7 +24,7 @@ class VoiceEngines:
     stt: SpeechToText
     tts: TextToSpeech
     llm: ChatModel | None
-    llm_deadline_s: float = 0.5  # llm.follow_up_deadline_s: the follow-up's wording is late after this
+    llm_deadline_s: float = LlmSettings.follow_up_deadline_s  # the follow-up's wording is late after this
     # One per call (it keeps state): (aggressiveness, sample rate) -> the VAD. Tests pass a fake.
     vad: Callable[[int, int], VoiceActivity] = WebRtcVoiceActivity
     # Blocking model work (STT decode, TTS synthesis) runs here, never on the event loop.

@@ -12,8 +12,9 @@ import re
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Awaitable, Sequence
 
+from config.settings import LlmSettings
 from config.templates import EvaluationFactor
 from ivr.answers import content_stems, topic_stems
 from ivr.guard import guard_question
@@ -46,9 +47,8 @@ def does_the_job(question: str, factor: EvaluationFactor, asked: str) -> bool:
 
 
 class FollowUpPhraser:
-    # The acknowledgement ("Alright.") covers ~0.5 s; a longer wait leaves a gap after it that a caller
-    # takes as their turn (seen in the demo: the candidate talked over a follow-up at 1.5 s).
-    def __init__(self, model: ChatModel, *, deadline_s: float = 0.5) -> None:
+    def __init__(self, model: ChatModel, *, deadline_s: float = LlmSettings.follow_up_deadline_s) -> None:
+        """`deadline_s`: how long the reply waits for a wording once the candidate's turn has ended."""
         self._model = model
         self._deadline_s = deadline_s
         self._record = _records.setdefault(model, _Record())
@@ -57,8 +57,9 @@ class FollowUpPhraser:
     @property
     def resting(self) -> bool:
         """The model gave nothing usable in time for each of its last MISSES_TO_REST follow-ups (late, refused by
-        the guard or off task: a small model on a loaded machine): the template's wording is spoken at once, with no wait, except every RETRY_EVERY-th
-        time, to notice when the model keeps up again."""
+        the guard or off task: a small model on a loaded machine), or it was slower than the deadline at
+        warm-up (ask_in_time): the template's wording is spoken at once, with no wait. Every RETRY_EVERY-th
+        follow-up still asks it, unheard, to notice when it keeps up again."""
         record = self._record
         return record.misses >= MISSES_TO_REST and record.skipped % RETRY_EVERY != RETRY_EVERY - 1
 
@@ -95,7 +96,7 @@ class FollowUpPhraser:
         if self._early is not None and self._early.messages == messages:
             return
         self._drop_early()
-        self._early = _Early(messages, self._start(messages), time.monotonic())
+        self._early = _Early(messages, self._start(messages))
 
     def _drop_early(self) -> None:
         if self._early is not None:
@@ -103,8 +104,7 @@ class FollowUpPhraser:
             self._early = None
 
     def _start(self, messages: list[ChatMessage]) -> asyncio.Future:
-        return asyncio.ensure_future(
-            self._model.complete(messages, max_tokens=MAX_TOKENS, temperature=0.0, seed=0, stop=["\n"]))
+        return asyncio.ensure_future(_word(self._model, messages))
 
     async def follow_up(self, factor: EvaluationFactor, question: str, answer: str,
                         conversation: Sequence[tuple[str, str]] = ()) -> str | None:
@@ -114,33 +114,60 @@ class FollowUpPhraser:
             self._record.skipped += 1
             return None
         self._record.skipped = 0
-        worded = await self._ask(factor, question, answer, conversation)
+        due = time.monotonic() + self._deadline_s  # the reply waits no longer (a wording begun early had more)
+        reply = self._request(self.messages(factor, question, answer, conversation))
+        if self._record.misses >= MISSES_TO_REST:
+            # Resting, and this follow-up tries the model again, in the background: the template's wording
+            # is spoken at once. In time and usable, the next follow-ups wait for the model again.
+            self._try_quietly(reply, due, factor, question)
+            return None
+        worded = await self._in_time(reply, due, factor, question)
         self._record.misses = 0 if worded is not None else self._record.misses + 1
         if self.resting:
             log.info("follow-up phrasing by %s: nothing usable in time %d times running; the template's "
                      "wording for the next ones", self._model.name, self._record.misses)
         return worded
 
-    async def _ask(self, factor: EvaluationFactor, question: str, answer: str,
-                   conversation: Sequence[tuple[str, str]]) -> str | None:
-        messages = self.messages(factor, question, answer, conversation)
+    def _request(self, messages: list[ChatMessage]) -> asyncio.Future:
+        """The wording of `messages`: the one begun at the pause if it is for the same words, or a new one."""
         early, self._early = self._early, None
         if early is not None and early.messages == messages:
-            reply, started = early.reply, early.started
-        else:
-            if early is not None:
-                _abandon(early.reply)
-            reply, started = self._start(messages), time.monotonic()
+            return early.reply
+        if early is not None:
+            _abandon(early.reply)
+        return self._start(messages)
+
+    async def _in_time(self, reply: asyncio.Future, due: float, factor: EvaluationFactor,
+                       question: str) -> str | None:
         try:
             # Not asyncio.wait_for: it waits for the cancelled call to wind down, and llama.cpp cannot
             # stop before its first token (measured: 0.5-2.6 s past a 0.05 s deadline on 2 loaded cores).
-            done, _ = await asyncio.wait({reply}, timeout=max(0.0, started + self._deadline_s - time.monotonic()))
+            done, _ = await asyncio.wait({reply}, timeout=max(0.0, due - time.monotonic()))
         finally:
             if not reply.done():
                 _abandon(reply)
         if not done:
             log.info("follow-up phrasing by %s missed its %.1f s deadline", self._model.name, self._deadline_s)
             return None
+        return self._usable(reply, factor, question)
+
+    def _try_quietly(self, reply: asyncio.Future, due: float, factor: EvaluationFactor, question: str) -> None:
+        """Let a resting model word this follow-up unheard, and stop resting it if it was in time."""
+        late = asyncio.get_running_loop().call_later(max(0.0, due - time.monotonic()), _abandon, reply)
+
+        def judge(task: asyncio.Future) -> None:
+            late.cancel()
+            if task.cancelled() or time.monotonic() > due:
+                task.cancelled() or task.exception()  # retrieved: its outcome is of no interest
+                return
+            if self._usable(task, factor, question) is not None:
+                self._record.misses = 0
+                log.info("follow-up phrasing by %s was in time again: its wordings are waited for",
+                         self._model.name)
+        reply.add_done_callback(judge)
+
+    def _usable(self, reply: asyncio.Future, factor: EvaluationFactor, question: str) -> str | None:
+        """The finished wording if it may be spoken: it came, it passes the guard and it does the job."""
         try:
             text = reply.result()
         except LlmUnavailable as exc:
@@ -155,6 +182,48 @@ class FollowUpPhraser:
                      "guard" if guarded is None else "off task", text)
             return None
         return guarded
+
+
+# A warm-up follow-up (ask_in_time): the first fills the model's cache of the fixed system prompt, the
+# second, to other words, is timed like a call's.
+WARM_UP_QUESTION = "Tell me about a time you calmed down an upset customer. What did you do?"
+WARM_UP_STRONG = "Names the customer's problem, what they said and did to calm them, and how it ended."
+WARM_UP_ANSWERS = ("I guess I'm pretty good at talking.", "It depends on the person really.")
+# A wording begun at a pause (the session asks 100 ms into it) has had this long when a finished thought's
+# turn ends (450 ms): a model slower than that plus the deadline is never in time.
+HEAD_START_S = 0.35
+WARM_UP_LIMIT_S = 30.0  # a model that has not answered by then is not going to keep up
+
+
+def _word(model: ChatModel, messages: Sequence[ChatMessage]) -> Awaitable[str]:
+    """One follow-up's wording, as every call asks for it."""
+    return model.complete(messages, max_tokens=MAX_TOKENS, temperature=0.0, seed=0, stop=["\n"])
+
+
+async def ask_in_time(model: ChatModel, deadline_s: float) -> float | None:
+    """Word two warm-up follow-ups before any call and time the second: a model slower than the deadline
+    (begun at the pause, with its head start) starts out resting, so no candidate waits half a
+    second and hears an acknowledgement for a wording that cannot come; every RETRY_EVERY-th follow-up still
+    asks it. Returns the timed wording's seconds, or None when the model is unavailable (it rests too)."""
+    record = _records.setdefault(model, _Record())
+    factor_words = {"topic": "customer empathy", "strong": WARM_UP_STRONG, "question": WARM_UP_QUESTION}
+    seconds: float | None = None
+    try:
+        for answer in WARM_UP_ANSWERS:
+            messages = [ChatMessage("system", SYSTEM_PROMPT),
+                        ChatMessage("user", USER_PROMPT.format(context="", answer=answer, **factor_words))]
+            started = time.monotonic()
+            await asyncio.wait_for(_word(model, messages), WARM_UP_LIMIT_S)
+            seconds = time.monotonic() - started
+    except Exception as exc:  # LlmUnavailable (no Ollama), a hang, a bug: the template words every follow-up
+        log.warning("follow-up wording by %s unavailable at warm-up: %s", model.name, exc)
+        seconds = None
+    if seconds is None or seconds > deadline_s + HEAD_START_S:
+        record.misses, record.skipped = MISSES_TO_REST, 0
+        log.info("follow-up wording by %s %s at warm-up: the template's wording, trying the model every %d",
+                 model.name, "failed" if seconds is None else f"took {seconds * 1000:.0f} ms (deadline "
+                 f"{deadline_s * 1000:.0f} ms)", RETRY_EVERY)
+    return seconds
 
 
 MISSES_TO_REST = 3  # follow-ups in a row with nothing usable in time (late, refused, off task) before a rest
@@ -175,7 +244,6 @@ _records: "weakref.WeakKeyDictionary[ChatModel, _Record]" = weakref.WeakKeyDicti
 class _Early:
     messages: list[ChatMessage]
     reply: asyncio.Future
-    started: float  # time.monotonic()
 
 
 def _abandon(reply: asyncio.Future) -> None:

@@ -11,6 +11,7 @@ from config.settings import LlmSettings
 from config.templates import load_template_file, sample_template_path
 from ivr.guard import contains_sensitive_topic, guard_question
 from ivr.interviewer import Interviewer, InterviewState, Reply, ResumePoint, example_probe, sentences
+from ivr.llm.base import LlmUnavailable
 from ivr.llm.embedded import EmbeddedChat
 from ivr.llm.ollama_llm import OllamaChat
 from ivr.phrasing import SYSTEM_PROMPT, FollowUpPhraser, does_the_job
@@ -503,7 +504,8 @@ async def test_a_person_on_request_outside_the_hours_is_a_callback_and_the_inter
 async def test_a_model_that_keeps_missing_its_deadline_is_rested_not_waited_for() -> None:
     from fakes import FakeChatModel
     from ivr.phrasing import MISSES_TO_REST, RETRY_EVERY
-    model = FakeChatModel(delay_s=0.5)
+    phrased = "Can you tell me about a time you explained a bill step by step?"
+    model = FakeChatModel([phrased] * 2, delay_s=0.5)  # (a wording stopped at its deadline takes none)
     phraser = FollowUpPhraser(model, deadline_s=0.02)
     factor = TEMPLATE.factors[0]
     for _ in range(MISSES_TO_REST):
@@ -515,8 +517,45 @@ async def test_a_model_that_keeps_missing_its_deadline_is_rested_not_waited_for(
         assert await FollowUpPhraser(model, deadline_s=0.02).follow_up(factor, factor.questions[0], VAGUE) is None
         assert asyncio.get_running_loop().time() - started < 0.01
     assert len(model.requests) == MISSES_TO_REST  # a new call's phraser shares the model's record
-    await phraser.follow_up(factor, factor.questions[0], VAGUE)
-    assert len(model.requests) == MISSES_TO_REST + 1
+    # The RETRY_EVERY-th asks it in the background: still no wait, and still late, so it rests on.
+    started = asyncio.get_running_loop().time()
+    assert await phraser.follow_up(factor, factor.questions[0], VAGUE) is None
+    assert asyncio.get_running_loop().time() - started < 0.01
+    await asyncio.sleep(0.6)
+    assert len(model.requests) == MISSES_TO_REST + 1 and phraser.resting
+    # A model that keeps up again (the machine is less busy) is waited for from the next follow-up on.
+    model.delay_s = 0.0
+    for _ in range(RETRY_EVERY - 1):
+        assert await phraser.follow_up(factor, factor.questions[0], VAGUE) is None
+    assert await phraser.follow_up(factor, factor.questions[0], VAGUE) is None  # in time, unheard
+    await asyncio.sleep(0.05)
+    assert not phraser.resting
+    assert await phraser.follow_up(factor, factor.questions[0], VAGUE) == phrased
+    await _quiesce()
+
+
+@pytest.mark.parametrize("delay_s, error, keeps_up", [
+    (0.0, None, True),  # in time at warm-up: every follow-up asks it
+    (0.45, None, False),  # slower than the deadline and a pause's head start: the template words them all
+    (0.0, LlmUnavailable("no Ollama"), False),
+])
+async def test_a_model_too_slow_at_warm_up_rests_from_the_first_call(delay_s, error, keeps_up) -> None:
+    from fakes import FakeChatModel
+    from ivr.phrasing import ask_in_time
+    model = FakeChatModel(delay_s=delay_s, error=error)
+    seconds = await ask_in_time(model, deadline_s=0.05)
+    asked = len(model.requests)
+    assert (seconds is None, asked) == ((True, 1) if error else (False, 2))
+    if not error:  # two warm-up wordings to different answers: the second is not the first one's cached prompt
+        assert model.requests[0][0] == model.requests[1][0] and model.requests[0][1] != model.requests[1][1]
+    phraser = FollowUpPhraser(model, deadline_s=0.05)
+    assert phraser.resting is not keeps_up
+    factor = TEMPLATE.factors[0]
+    started = asyncio.get_running_loop().time()
+    assert await phraser.follow_up(factor, factor.questions[0], VAGUE) is None
+    assert (len(model.requests) == asked + 1) is keeps_up
+    if not keeps_up:  # no wait at all for a wording that cannot come
+        assert asyncio.get_running_loop().time() - started < 0.01
     await _quiesce()
 
 
