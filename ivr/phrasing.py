@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Sequence
 
 from config.settings import LlmSettings
-from config.templates import EvaluationFactor
+from config.templates import EvaluationFactor, RubricAnchors
 from ivr.answers import content_stems, topic_stems
 from ivr.guard import guard_question
 from ivr.llm.base import ChatMessage, ChatModel, LlmUnavailable
@@ -186,8 +186,13 @@ class FollowUpPhraser:
 
 # A warm-up follow-up (ask_in_time): the first fills the model's cache of the fixed system prompt, the
 # second, to other words, is timed like a call's.
-WARM_UP_QUESTION = "Tell me about a time you calmed down an upset customer. What did you do?"
-WARM_UP_STRONG = "Names the customer's problem, what they said and did to calm them, and how it ended."
+WARM_UP_FACTOR = EvaluationFactor(
+    name="Customer empathy", weight=1.0, description="Calms upset customers.",
+    anchors=RubricAnchors(weak="Blames the customer or gives no example.", adequate="A general example.",
+                          strong="Names the customer's problem, what they said and did to calm them, and how it ended."),
+    questions=("Tell me about a time you calmed down an upset customer. What did you do?",))
+WARM_UP_CONVERSATION = (("agent", "How would you explain a bill to a confused customer?"),
+                        ("candidate", "I'd go through it line by line with them."))
 WARM_UP_ANSWERS = ("I guess I'm pretty good at talking.", "It depends on the person really.")
 # A wording begun at a pause (the session asks 100 ms into it) has had this long when a finished thought's
 # turn ends (450 ms): a model slower than that plus the deadline is never in time.
@@ -206,12 +211,11 @@ async def ask_in_time(model: ChatModel, deadline_s: float) -> float | None:
     second and hears an acknowledgement for a wording that cannot come; every RETRY_EVERY-th follow-up still
     asks it. Returns the timed wording's seconds, or None when the model is unavailable (it rests too)."""
     record = _records.setdefault(model, _Record())
-    factor_words = {"topic": "customer empathy", "strong": WARM_UP_STRONG, "question": WARM_UP_QUESTION}
+    phraser = FollowUpPhraser(model, deadline_s=deadline_s)  # the prompt a call's follow-up has
     seconds: float | None = None
     try:
         for answer in WARM_UP_ANSWERS:
-            messages = [ChatMessage("system", SYSTEM_PROMPT),
-                        ChatMessage("user", USER_PROMPT.format(context="", answer=answer, **factor_words))]
+            messages = phraser.messages(WARM_UP_FACTOR, WARM_UP_FACTOR.questions[0], answer, WARM_UP_CONVERSATION)
             started = time.monotonic()
             await asyncio.wait_for(_word(model, messages), WARM_UP_LIMIT_S)
             seconds = time.monotonic() - started
