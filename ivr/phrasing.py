@@ -188,8 +188,9 @@ class FollowUpPhraser:
 # second, to other words, is timed like a call's.
 WARM_UP_FACTOR = EvaluationFactor(
     name="Customer empathy", weight=1.0, description="Calms upset customers.",
-    anchors=RubricAnchors(weak="Blames the customer or gives no example.", adequate="A general example.",
-                          strong="Names the customer's problem, what they said and did to calm them, and how it ended."),
+    anchors=RubricAnchors(
+        weak="Blames the customer or gives no example.", adequate="A general example.",
+        strong="Names the customer's problem, what they said and did to calm them, and how it ended."),
     questions=("Tell me about a time you calmed down an upset customer. What did you do?",))
 WARM_UP_CONVERSATION = (("agent", "How would you explain a bill to a confused customer?"),
                         ("candidate", "I'd go through it line by line with them."))
@@ -207,9 +208,9 @@ def _word(model: ChatModel, messages: Sequence[ChatMessage]) -> Awaitable[str]:
 
 async def ask_in_time(model: ChatModel, deadline_s: float) -> float | None:
     """Word two warm-up follow-ups before any call and time the second: a model slower than the deadline
-    (begun at the pause, with its head start) starts out resting, so no candidate waits half a
-    second and hears an acknowledgement for a wording that cannot come; every RETRY_EVERY-th follow-up still
-    asks it. Returns the timed wording's seconds, or None when the model is unavailable (it rests too)."""
+    (begun at the pause, with its head start) starts out resting, so no candidate waits for a wording that
+    cannot come; every RETRY_EVERY-th follow-up still asks it, unheard. Returns the timed wording's seconds,
+    or None when the model is unavailable (it rests too)."""
     record = _records.setdefault(model, _Record())
     phraser = FollowUpPhraser(model, deadline_s=deadline_s)  # the prompt a call's follow-up has
     seconds: float | None = None
