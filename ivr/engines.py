@@ -12,6 +12,7 @@ import numpy as np
 from config.settings import LlmSettings, Settings, TtsSettings
 from ivr.frames import frames_of
 from ivr.llm.base import ChatModel
+from ivr.phrasing import ask_in_time
 from ivr.resample import resample
 from ivr.stt.base import SpeechToText
 from ivr.tts.base import TextToSpeech
@@ -67,6 +68,13 @@ def warm_engines(engines: VoiceEngines, sample_rate: int) -> None:
         stream.push(frame)
     stream.finish()
     engines.phrases(sample_rate).warm(ACKNOWLEDGEMENTS)
+
+
+async def warm_follow_ups(engines: VoiceEngines) -> None:
+    """Time the follow-up model once before any call (ivr.phrasing.ask_in_time): one too slow for the
+    deadline is not waited for."""
+    if engines.llm is not None:
+        await ask_in_time(engines.llm, engines.llm_deadline_s)
 
 
 def phrase_cache_dir(settings: TtsSettings) -> Path | None:

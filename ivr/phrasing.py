@@ -158,7 +158,7 @@ class FollowUpPhraser:
         def judge(task: asyncio.Future) -> None:
             late.cancel()
             if task.cancelled() or time.monotonic() > due:
-                task.cancelled() or task.exception()  # retrieved: its outcome is of no interest
+                _discard_outcome(task)
                 return
             if self._usable(task, factor, question) is not None:
                 self._record.misses = 0
@@ -211,7 +211,6 @@ async def ask_in_time(model: ChatModel, deadline_s: float) -> float | None:
     (begun at the pause, with its head start) starts out resting, so no candidate waits for a wording that
     cannot come; every RETRY_EVERY-th follow-up still asks it, unheard. Returns the timed wording's seconds,
     or None when the model is unavailable (it rests too)."""
-    record = _records.setdefault(model, _Record())
     phraser = FollowUpPhraser(model, deadline_s=deadline_s)  # the prompt a call's follow-up has
     seconds: float | None = None
     try:
@@ -224,7 +223,7 @@ async def ask_in_time(model: ChatModel, deadline_s: float) -> float | None:
         log.warning("follow-up wording by %s unavailable at warm-up: %s", model.name, exc)
         seconds = None
     if seconds is None or seconds > deadline_s + HEAD_START_S:
-        record.misses, record.skipped = MISSES_TO_REST, 0
+        phraser._record.misses, phraser._record.skipped = MISSES_TO_REST, 0
         log.info("follow-up wording by %s %s at warm-up: the template's wording, trying the model every %d",
                  model.name, "failed" if seconds is None else f"took {seconds * 1000:.0f} ms (deadline "
                  f"{deadline_s * 1000:.0f} ms)", RETRY_EVERY)

@@ -19,8 +19,7 @@ from config.settings import Settings
 from dialer.interview_call import start_interview
 from dialer.leg import Leg
 from dialer.twilio.leg import RATE as TWILIO_RATE
-from ivr.engines import VoiceEngines, load_engines, warm_engines
-from ivr.phrasing import ask_in_time
+from ivr.engines import VoiceEngines, load_engines, warm_engines, warm_follow_ups
 from ivr.session import InterviewSession
 from server.http import SETTINGS, STORE
 from server.metrics import METRICS
@@ -68,8 +67,7 @@ async def load_at_start(app: web.Application) -> None:
         await asyncio.get_running_loop().run_in_executor(engines.executor, warm_engines, engines, TWILIO_RATE)
     except Exception:  # loaded but not warmed: the first call pays the first use, as before
         log.exception("voice engines did not warm up")
-    if engines.llm is not None:  # a model too slow for the follow-up deadline is not waited for
-        await ask_in_time(engines.llm, engines.llm_deadline_s)
+    await warm_follow_ups(engines)
     log.info("voice engines ready in %.1f s", time.monotonic() - started)
 
 

@@ -45,8 +45,7 @@ from dialer.sip.inbound import InboundCall
 from dialer.sip.media import RATE, ports
 from dialer.sip.outcomes import unanswered_code, unanswered_status
 from dialer.sip.voicemail import screen_for_voicemail
-from ivr.engines import load_engines
-from ivr.phrasing import ask_in_time
+from ivr.engines import load_engines, warm_follow_ups
 from ivr.session import InterviewSession
 from models.lifecycle import IllegalTransition, Status
 from models.store import SessionStore
@@ -113,8 +112,7 @@ class MediaWorker:
             self.engines = await loop.run_in_executor(None, lambda: load_engines(self.settings, "en",
                                                                               with_llm=self.with_llm))
             self.store = SessionStore(self.settings.store.target, busy_timeout_ms=self.settings.store.busy_timeout_ms)
-            if self.engines.llm is not None:  # a model too slow for the follow-up deadline is not waited for
-                await ask_in_time(self.engines.llm, self.engines.llm_deadline_s)
+            await warm_follow_ups(self.engines)
             if self.sip.inbound_user:  # an unknown caller hears it at once
                 await loop.run_in_executor(self.engines.executor, self.engines.phrases(RATE).warm, [UNKNOWN_MESSAGE])
             loop.add_reader(self.conn.fileno(), self._on_message)
